@@ -1,0 +1,109 @@
+/* The op registry: one table (ops/registry.c) lists every operation.
+ *
+ * Adding an op = one entry in that table + its functions in the family's
+ * file (ops/local.c, ops/global.c, ops/io.c, ...). Generic validation
+ * (arity, argument kinds, parameter names, types, ranges, defaults) is done
+ * by the graph planner from the entry's tables, so an op's own plan()
+ * checks only what the tables cannot say.
+ *
+ * An op produces one of three kinds of result:
+ *  - RASTER: computed tile by tile. need() says which window of each raster
+ *    argument an output window needs (NULL: the same window); compute()
+ *    fills one output tile from its argument tiles. Both are pure: the same
+ *    inputs give the same bytes on any worker, in any order.
+ *  - VALUE: a reduction over its raster arguments to a JSON value.
+ *    partial() runs once per tile (in parallel, into its own partial
+ *    state); finish() merges the partials in tile order (so the result is
+ *    identical for any number of workers) and builds the value.
+ *  - SINK: consumes a raster (io.save); the job drives it (actors/io.c).
+ */
+#ifndef PG_OPS_REGISTRY_H
+#define PG_OPS_REGISTRY_H
+
+#include "pergola/error.h"
+#include "raster.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct pg_node;
+struct pg_plan_env;
+
+typedef enum {
+    PG_PARAM_STRING,
+    PG_PARAM_NUMBER, /* any JSON number */
+    PG_PARAM_INT,    /* a JSON integer (or a number with no fraction) */
+    PG_PARAM_BOOL,
+    PG_PARAM_CELLTYPE, /* a string: "u8" ... "f64" */
+    PG_PARAM_JSON,     /* any JSON value; the op's plan() checks it */
+} pg_param_type;
+
+typedef struct pg_param_def {
+    const char *name;
+    pg_param_type type;
+    bool required;
+    const char *default_json; /* JSON text of the default; NULL: no default */
+    const char *doc;
+    double min, max; /* allowed range for NUMBER/INT when min < max */
+} pg_param_def;
+
+typedef enum { PG_RESULT_RASTER, PG_RESULT_VALUE, PG_RESULT_SINK } pg_result_kind;
+
+/* Which kinds an op's args may be. */
+enum { PG_ARGK_RASTER = 1, PG_ARGK_NUMBER = 2 };
+
+typedef struct pg_op_def {
+    const char *name;   /* "local.add" */
+    const char *family; /* "local" */
+    const char *doc;    /* one paragraph, for `pergola ops` and the reference */
+    const char *example; /* a JSON node using the op */
+    int min_args, max_args; /* max_args -1: no upper bound */
+    unsigned arg_kinds;     /* PG_ARGK_* bits */
+    const pg_param_def *params; /* terminated by an entry with name NULL */
+    pg_result_kind result;
+
+    /* Checks what the tables cannot, and sets n->info (RASTER) or prepares
+     * n->state. Runs once per node, on a worker, before any tile work; may
+     * do I/O (io.load opens its file). Arguments are planned first. On
+     * failure fills ERR (its node is set by the caller) and returns its
+     * negative code. */
+    int (*plan)(struct pg_node *n, const struct pg_plan_env *env, pg_error *err);
+    /* RASTER: the window of raster arg I needed for output window OUT.
+     * NULL means "the same window". */
+    void (*need)(const struct pg_node *n, int i, const pg_window *out, pg_window *in);
+    /* RASTER: fills OUT (allocated by the runtime with n->info's type and
+     * bands over the output window). in[i] is the tile of arg i over
+     * need(i), or NULL when arg i is a number. Returns 0 or fills ERR. */
+    int (*compute)(const struct pg_node *n, pg_tile *out, pg_tile *const *in, pg_error *err);
+
+    /* VALUE: bytes of one tile's partial state (zeroed before partial()). */
+    size_t partial_size;
+    int (*partial)(const struct pg_node *n, void *partial, pg_tile *const *in, pg_error *err);
+    /* VALUE: merges COUNT partials in tile order into *value (a new
+     * reference). */
+    int (*finish)(const struct pg_node *n, void *const *partials, int64_t count, json_t **value,
+                  pg_error *err);
+
+    /* Frees n->state (NULL: nothing to free, or plain free()). */
+    void (*free_state)(struct pg_node *n);
+} pg_op_def;
+
+/* The op named NAME, or NULL. */
+const pg_op_def *pg_op_find(const char *name);
+size_t pg_op_count(void);
+const pg_op_def *pg_op_at(size_t i);
+/* Every op with its args and parameters, as served by the `ops` request.
+ * Returns a new reference. */
+json_t *pg_ops_describe(void);
+/* One op's description (a new reference). */
+json_t *pg_op_describe(const pg_op_def *op);
+
+/* The families' tables, concatenated by registry.c. Each is terminated by
+ * an entry with name NULL. */
+extern const pg_op_def pg_ops_io[];
+extern const pg_op_def pg_ops_raster[];
+extern const pg_op_def pg_ops_local[];
+extern const pg_op_def pg_ops_global[];
+
+#endif

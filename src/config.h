@@ -1,0 +1,51 @@
+/* The daemon's configuration: conf/pergola.json, then command-line flags.
+ *
+ * Every key is documented in README.md ("Configuration"). An unknown key, a
+ * value of the wrong type or out of range is an error that names the key
+ * ("limits.max_nodes: must be an integer >= 1"), never a silent default.
+ */
+#ifndef PG_CONFIG_H
+#define PG_CONFIG_H
+
+#include "pergola/error.h"
+
+#include <stdint.h>
+
+typedef struct pg_config {
+    char **listen; /* TCP addresses "HOST:PORT" (port 0: ephemeral) */
+    int nlisten;
+    char *socket_path; /* Unix socket path, NULL for none */
+    int workers;       /* 0: one per core */
+    int64_t tile_w, tile_h;
+    int64_t memory_budget_mb;
+    int64_t gdal_cache_mb;
+    char *data_root;
+    struct {
+        int64_t max_request_bytes;
+        int64_t max_nodes;
+        int64_t max_depth;
+        int64_t max_cells;
+        int64_t max_result_bytes;
+        int64_t max_jobs;
+        int64_t max_connections;
+    } limits;
+    int64_t default_timeout_ms; /* 0: none */
+    int64_t shutdown_grace_ms;
+    int log_level; /* PG_LOG_* */
+    char *ready_file; /* flag only: where to write the bound addresses */
+} pg_config;
+
+/* Fills C with the built-in defaults (those of conf/pergola.json). */
+void pg_config_defaults(pg_config *c);
+/* Reads a JSON config file over C's current values. Returns 0, or a negative
+ * code with ERR naming the file and key. */
+int pg_config_load_file(pg_config *c, const char *path, pg_error *err);
+/* The same from a parsed JSON object (borrowed). */
+int pg_config_apply_json(pg_config *c, const void *json_object, pg_error *err);
+/* Applies command-line flags (see pergolad --help); --config FILE is
+ * loaded first wherever it appears. Returns 0, 1 if --help or --version was
+ * handled (printed), or a negative code with ERR. */
+int pg_config_from_args(pg_config *c, int argc, char **argv, pg_error *err);
+void pg_config_clear(pg_config *c);
+
+#endif
