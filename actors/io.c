@@ -1,1 +1,271 @@
-/* placeholder: being written */
+/* The writer actor: one output file of a job (see io.h). */
+#include "actors/io.h"
+
+#include "actors/job.h"
+#include "bufpool.h"
+#include "log.h"
+#include "ops/io.h"
+#include "util.h"
+
+#include <cpl_error.h>
+#include <cpl_string.h>
+#include <gdal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { W_OPEN = 1, W_WRITE, W_CLOSE, W_COMMIT, W_ABORT };
+
+typedef struct wmsg {
+    pg_msg base;
+    int64_t k;
+    pg_tile *tile;
+} wmsg;
+
+struct pg_writer {
+    pg_actor actor; /* first */
+    /* Not a counted reference: the job outlives every message we send it,
+     * since it ends only after our answer to its last message. */
+    pg_actor *job;
+    int sweep;
+    const pg_node *node; /* the io.save node (the job's plan outlives us) */
+    const pg_save_state *st;
+    pg_tiling tiling;
+    char tmp[4096];   /* where tiles are written */
+    char final[4096]; /* what COMMIT renames (== tmp, or the COG copy) */
+    GDALDatasetH ds;
+    pg_error err; /* the first failure; later writes are dropped */
+};
+
+static int w_fail(pg_writer *w, int code, const char *what)
+{
+    if (w->err.code == 0) {
+        pg_error_set(&w->err, code, "%s '%s': %s", what, w->st->relpath, CPLGetLastErrorMsg());
+        pg_error_node(&w->err, w->node->name);
+    }
+    return code;
+}
+
+static int w_open(pg_writer *w)
+{
+    const pg_raster_info *ri = &w->node->info;
+    GDALDriverH drv = GDALGetDriverByName("GTiff");
+    if (drv == NULL) return w_fail(w, PG_EIO, "GTiff driver missing for");
+    char **opt = NULL;
+    /* The tile grid is the file's block grid when GTiff allows it (blocks
+     * are multiples of 16), so every tile write is whole blocks. */
+    if (w->tiling.tile_w == ri->width && w->tiling.tile_w != w->tiling.tile_h) {
+        opt = CSLSetNameValue(opt, "TILED", "NO");
+        char rows[32];
+        snprintf(rows, sizeof rows, "%lld", (long long)w->tiling.tile_h);
+        opt = CSLSetNameValue(opt, "ROWSPERSTRIP", rows);
+    } else {
+        char bw[32], bh[32];
+        int64_t tw = w->tiling.tile_w % 16 == 0 ? w->tiling.tile_w : 256;
+        int64_t th = w->tiling.tile_h % 16 == 0 ? w->tiling.tile_h : 256;
+        snprintf(bw, sizeof bw, "%lld", (long long)tw);
+        snprintf(bh, sizeof bh, "%lld", (long long)th);
+        opt = CSLSetNameValue(opt, "TILED", "YES");
+        opt = CSLSetNameValue(opt, "BLOCKXSIZE", bw);
+        opt = CSLSetNameValue(opt, "BLOCKYSIZE", bh);
+    }
+    opt = CSLSetNameValue(opt, "BIGTIFF", "IF_SAFER");
+    if (ri->type == PG_I8) opt = CSLSetNameValue(opt, "PIXELTYPE", "SIGNEDBYTE");
+    /* For a COG the user's options are the COG driver's, applied on copy. */
+    if (strcmp(w->st->format, "GTiff") == 0)
+        for (char **o = w->st->options; o && *o; o++) {
+            char *key = NULL;
+            const char *val = CPLParseNameValue(*o, &key);
+            if (key && val) opt = CSLSetNameValue(opt, key, val);
+            CPLFree(key);
+        }
+    CPLErrorReset();
+    w->ds = GDALCreate(drv, w->tmp, (int)ri->width, (int)ri->height, ri->bands,
+                       pg_celltype_to_gdal(ri->type), opt);
+    CSLDestroy(opt);
+    if (w->ds == NULL) return w_fail(w, PG_EIO, "cannot create");
+    if (ri->has_geotransform) GDALSetGeoTransform(w->ds, (double *)ri->geotransform);
+    if (ri->crs_wkt && *ri->crs_wkt) GDALSetProjection(w->ds, ri->crs_wkt);
+    if (ri->has_nodata)
+        for (int b = 1; b <= ri->bands; b++)
+            GDALSetRasterNoDataValue(GDALGetRasterBand(w->ds, b), ri->nodata);
+    return 0;
+}
+
+static void w_write(pg_writer *w, int64_t k, pg_tile *t)
+{
+    pg_error e = {0};
+    if (w->err.code == 0 && w->ds) {
+        size_t cs = pg_celltype_size(t->type);
+        CPLErrorReset();
+        CPLErr rc = GDALDatasetRasterIOEx(
+            w->ds, GF_Write, (int)t->win.x, (int)t->win.y, (int)t->win.w, (int)t->win.h, t->data,
+            (int)t->win.w, (int)t->win.h, pg_celltype_to_gdal(t->type), t->bands, NULL,
+            (GSpacing)cs, (GSpacing)(cs * (size_t)t->win.w),
+            (GSpacing)(cs * (size_t)t->win.w * (size_t)t->win.h), NULL);
+        if (rc != CE_None) w_fail(w, PG_EIO, "writing");
+    }
+    if (w->err.code) e = w->err;
+    pg_tile_unref(&t);
+    pg_job_send(w->job, PG_JOB_TILE_DONE, w->sweep, k, &e);
+}
+
+static int w_close(pg_writer *w)
+{
+    if (w->err.code) return w->err.code;
+    if (w->ds == NULL) return w_fail(w, PG_EIO, "nothing was opened for");
+    /* GDAL 3.6's GDALClose returns nothing: a failed flush shows as the
+     * last error. */
+    CPLErrorReset();
+    GDALClose(w->ds);
+    w->ds = NULL;
+    if (CPLGetLastErrorType() >= CE_Failure) return w_fail(w, PG_EIO, "cannot finish writing");
+    if (strcmp(w->st->format, "COG") == 0) {
+        /* The COG driver only copies: turn the tiled temporary GeoTIFF into
+         * the final layout (overviews, ordering) under a second name. */
+        char cog[4200];
+        snprintf(cog, sizeof cog, "%s.cog", w->tmp);
+        GDALDriverH drv = GDALGetDriverByName("COG");
+        GDALDatasetH src = GDALOpen(w->tmp, GA_ReadOnly);
+        GDALDatasetH dst = NULL;
+        if (drv && src) dst = GDALCreateCopy(drv, cog, src, FALSE, w->st->options, NULL, NULL);
+        int ok = dst != NULL;
+        if (dst) {
+            CPLErrorReset();
+            GDALClose(dst);
+            if (CPLGetLastErrorType() >= CE_Failure) ok = 0;
+        }
+        if (src) GDALClose(src);
+        unlink(w->tmp);
+        if (!ok) {
+            unlink(cog);
+            return w_fail(w, PG_EIO, "cannot write the COG");
+        }
+        if (pg_strlcpy(w->tmp, cog, sizeof w->tmp) >= sizeof w->tmp) {
+            unlink(cog);
+            return w_fail(w, PG_EIO, "path too long for");
+        }
+    }
+    return 0;
+}
+
+static void w_discard(pg_writer *w)
+{
+    if (w->ds) {
+        GDALClose(w->ds);
+        w->ds = NULL;
+    }
+    if (w->tmp[0]) unlink(w->tmp);
+    char cog[4200];
+    snprintf(cog, sizeof cog, "%s.cog", w->tmp);
+    unlink(cog);
+}
+
+static void w_behave(pg_actor *self, pg_msg *m)
+{
+    pg_writer *w = (pg_writer *)self;
+    wmsg *wm = (wmsg *)m;
+    pg_error none = {0};
+    switch (m->type) {
+    case W_OPEN:
+        w_open(w);
+        break;
+    case W_WRITE:
+        w_write(w, wm->k, wm->tile);
+        break;
+    case W_CLOSE:
+        w_close(w);
+        pg_job_send(w->job, PG_JOB_WRITER_CLOSED, w->sweep, 0, w->err.code ? &w->err : &none);
+        break;
+    case W_COMMIT:
+        if (w->err.code == 0 && rename(w->tmp, w->st->path) != 0) {
+            pg_error_set(&w->err, PG_EIO, "cannot rename the output into place: '%s'",
+                         w->st->relpath);
+            pg_error_node(&w->err, w->node->name);
+            w_discard(w);
+        } else {
+            w->tmp[0] = '\0';
+        }
+        pg_job_send(w->job, PG_JOB_WRITER_ENDED, w->sweep, 0, w->err.code ? &w->err : &none);
+        break;
+    case W_ABORT:
+        w_discard(w);
+        w->tmp[0] = '\0';
+        pg_job_send(w->job, PG_JOB_WRITER_ENDED, w->sweep, 0, &none);
+        break;
+    }
+    free(m);
+}
+
+static void w_free(pg_actor *a)
+{
+    pg_writer *w = (pg_writer *)a;
+    w_discard(w); /* only does something if the job never ended us */
+    free(w);
+}
+
+pg_writer *pg_writer_new(pg_actor *job, int sweep, const pg_node *node, const pg_tiling *tiling,
+                         uint64_t job_seq)
+{
+    pg_writer *w = calloc(1, sizeof *w);
+    if (w == NULL) return NULL;
+    pg_actor_init(&w->actor, w_behave, w_free);
+    w->job = job;
+    w->sweep = sweep;
+    w->node = node;
+    w->st = node->state;
+    w->tiling = *tiling;
+    /* A hidden name in the destination directory: rename() is then atomic
+     * and never crosses a file system. */
+    const char *slash = strrchr(w->st->path, '/');
+    int dirlen = slash ? (int)(slash - w->st->path) : 0;
+    snprintf(w->tmp, sizeof w->tmp, "%.*s/.%s.pergola-%ld-%llu.tmp", dirlen, w->st->path,
+             slash ? slash + 1 : w->st->path, (long)getpid(), (unsigned long long)job_seq);
+    return w;
+}
+
+static void w_send(pg_writer *w, int type, int64_t k, pg_tile *t)
+{
+    wmsg *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        pg_log_error("out of memory sending a message to a writer");
+        abort();
+    }
+    m->base.type = type;
+    m->k = k;
+    m->tile = t;
+    pg_actor_send(&w->actor, &m->base);
+}
+
+void pg_writer_open(pg_writer *w)
+{
+    w_send(w, W_OPEN, 0, NULL);
+}
+
+void pg_writer_write(pg_writer *w, int64_t k, pg_tile *tile)
+{
+    w_send(w, W_WRITE, k, tile);
+}
+
+void pg_writer_close(pg_writer *w)
+{
+    w_send(w, W_CLOSE, 0, NULL);
+}
+
+void pg_writer_commit(pg_writer *w)
+{
+    w_send(w, W_COMMIT, 0, NULL);
+}
+
+void pg_writer_abort(pg_writer *w)
+{
+    w_send(w, W_ABORT, 0, NULL);
+}
+
+void pg_writer_release(pg_writer **wp)
+{
+    pg_writer *w = *wp;
+    *wp = NULL;
+    if (w) pg_actor_unref(&w->actor);
+}

@@ -1,1 +1,814 @@
-/* placeholder: being written */
+/* The job actor: one `run` request, from graph to answer (see job.h). */
+#include "actors/job.h"
+
+#include "actors/io.h"
+#include "actors/session.h"
+#include "bufpool.h"
+#include "log.h"
+#include "ops/io.h"
+#include "protocol.h"
+#include "util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { SW_SAVE, SW_VALUE, SW_RAW };
+enum { J_NEW, J_RUNNING, J_CLOSING, J_COMMITTING, J_ABORTING, J_ENDED };
+
+/* One result of the job, computed as a sweep over a tile grid. */
+typedef struct sweep {
+    int kind;
+    const pg_node *root; /* the result node */
+    pg_tiling tiling;
+    int64_t next;   /* next tile index to start */
+    size_t reserve; /* budget bytes one tile index may hold */
+    pg_writer *writer;
+    char *partials; /* SW_VALUE: ntiles * partial_size bytes, zeroed */
+    size_t raw_off, raw_len; /* SW_RAW: where its cells go in the answer */
+    json_t *value;           /* SW_VALUE: finish()'s value */
+} sweep;
+
+struct pg_job {
+    pg_actor actor; /* first: the actor is the job */
+    uint64_t seq;
+    uint64_t session_id;
+    json_t *req; /* the request (new reference) */
+    json_t *id;  /* borrowed from req */
+    pg_job_env env;
+    pg_plan *plan;
+    bool want_progress;
+
+    int state;
+    atomic_int stop; /* 0, or the code that stops the job: read by tasks */
+    pg_error err;    /* the first error */
+    int nsweeps, cur;
+    sweep *sw;
+    int64_t total, done, inflight, max_inflight;
+    bool parked; /* waiting for the memory budget */
+    int writers_pending;
+    unsigned char *raw; /* the answer's attachment (raster results) */
+    size_t raw_total;
+    uint64_t last_progress_ns;
+    uint64_t started_ns;
+};
+
+static atomic_uint_fast64_t job_seq;
+
+/* ---- frames: one tile index of one sweep, evaluated as a little DAG ---- */
+
+typedef struct frame frame;
+
+typedef struct slot {
+    pg_task task; /* first */
+    frame *f;
+    const pg_node *node;
+    pg_window win;
+    atomic_int pending; /* raster args not computed yet: the join counter */
+    atomic_int uses;    /* parent edges that still need this slot's tile */
+    int parents_off, nparents;
+    int children_off; /* node->nargs entries: slot index, or -1 for a number */
+    pg_tile *tile;
+} slot;
+
+struct frame {
+    pg_job *job;
+    sweep *sw;
+    int swi;
+    int64_t k;
+    int nslots;
+    slot *slots;
+    int *edges; /* parents then children, per slot */
+    atomic_int failed;
+    pg_error err;
+};
+
+static void slot_run(pg_task *t);
+
+static int find_or_add(slot **slots, int *n, int *cap, const pg_node *node, pg_window w)
+{
+    for (int i = 0; i < *n; i++) {
+        slot *s = &(*slots)[i];
+        if (s->node == node && s->win.x == w.x && s->win.y == w.y && s->win.w == w.w &&
+            s->win.h == w.h)
+            return i;
+    }
+    if (*n == *cap) {
+        int nc = *cap * 2;
+        slot *ns = realloc(*slots, sizeof *ns * (size_t)nc);
+        if (ns == NULL) return -1;
+        *slots = ns;
+        *cap = nc;
+    }
+    slot *s = &(*slots)[*n];
+    memset(s, 0, sizeof *s);
+    s->node = node;
+    s->win = w;
+    return (*n)++;
+}
+
+static void frame_free(frame *f)
+{
+    for (int i = 0; i < f->nslots; i++)
+        pg_tile_unref(&f->slots[i].tile);
+    free(f->slots);
+    free(f->edges);
+    free(f);
+}
+
+/* Lays out the frame for tile K of sweep SWI: the (node, window) pairs the
+ * root's tile needs, found by walking need() from the root down. Returns
+ * NULL when out of memory. */
+static frame *frame_new(pg_job *j, int swi, int64_t k)
+{
+    sweep *sw = &j->sw[swi];
+    frame *f = calloc(1, sizeof *f);
+    if (f == NULL) return NULL;
+    f->job = j;
+    f->sw = sw;
+    f->swi = swi;
+    f->k = k;
+    int cap = 8, n = 0;
+    slot *slots = malloc(sizeof *slots * (size_t)cap);
+    if (slots == NULL) goto fail;
+    pg_window w = pg_tiling_window(&sw->tiling, k);
+    if (find_or_add(&slots, &n, &cap, sw->root, w) < 0) goto fail;
+    /* Pass 1: discover slots breadth first; count edges. */
+    int nedges = 0;
+    for (int s = 0; s < n; s++) {
+        const pg_node *node = slots[s].node;
+        for (int i = 0; i < node->nargs; i++) {
+            const pg_node *c = node->args[i].ref;
+            if (c == NULL) continue;
+            pg_window cw = slots[s].win;
+            if (node->op->need) node->op->need(node, i, &slots[s].win, &cw);
+            int ci = find_or_add(&slots, &n, &cap, c, cw);
+            if (ci < 0) goto fail;
+            slots[ci].nparents++;
+        }
+        nedges += node->nargs;
+    }
+    f->slots = slots;
+    f->nslots = n;
+    int nparents = 0;
+    for (int s = 0; s < n; s++)
+        nparents += slots[s].nparents;
+    f->edges = malloc(sizeof(int) * (size_t)(nparents + nedges + 1));
+    if (f->edges == NULL) goto fail;
+    /* Pass 2: fill the edge lists. */
+    int off = 0;
+    for (int s = 0; s < n; s++) {
+        slots[s].parents_off = off;
+        off += slots[s].nparents;
+        slots[s].nparents = 0; /* refilled below */
+    }
+    for (int s = 0; s < n; s++) {
+        slot *sl = &slots[s];
+        const pg_node *node = sl->node;
+        sl->children_off = off;
+        off += node->nargs;
+        int pending = 0;
+        for (int i = 0; i < node->nargs; i++) {
+            int ci = -1;
+            if (node->args[i].ref) {
+                pg_window cw = sl->win;
+                if (node->op->need) node->op->need(node, i, &sl->win, &cw);
+                ci = find_or_add(&slots, &n, &cap, node->args[i].ref, cw); /* exists */
+                slot *c = &slots[ci];
+                f->edges[c->parents_off + c->nparents++] = s;
+                pending++;
+            }
+            f->edges[sl->children_off + i] = ci;
+        }
+        sl->task.run = slot_run;
+        sl->f = f;
+        atomic_init(&sl->pending, pending);
+        atomic_init(&sl->uses, 0);
+    }
+    for (int s = 0; s < n; s++)
+        atomic_init(&slots[s].uses, slots[s].nparents);
+    atomic_init(&f->failed, 0);
+    return f;
+fail:
+    if (f->slots == NULL) free(slots);
+    f->nslots = 0;
+    frame_free(f);
+    return NULL;
+}
+
+static void frame_fail(frame *f, const pg_error *e, const pg_node *node)
+{
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&f->failed, &expected, 1)) {
+        f->err = *e;
+        if (f->err.node[0] == '\0') pg_error_node(&f->err, node->name);
+    }
+}
+
+/* The root slot is done: hand the tile on, then tell the job. */
+static void frame_done(frame *f, slot *root, pg_tile **in)
+{
+    pg_job *j = f->job;
+    sweep *sw = f->sw;
+    if (!atomic_load(&f->failed) && atomic_load(&j->stop) == 0) {
+        pg_error e = {0};
+        if (sw->kind == SW_SAVE) {
+            /* The writer answers the job with TILE_DONE once it has written. */
+            pg_writer_write(sw->writer, f->k, pg_tile_ref(in[0]));
+            frame_free(f);
+            return;
+        }
+        if (sw->kind == SW_VALUE) {
+            const pg_node *n = root->node;
+            if (n->op->partial(n, sw->partials + (size_t)f->k * n->op->partial_size, in, &e))
+                frame_fail(f, &e, n);
+        } else { /* SW_RAW: copy the cells into the answer, band by band */
+            const pg_tile *t = root->tile;
+            size_t cs = pg_celltype_size(t->type);
+            const pg_raster_info *ri = &root->node->info;
+            for (int b = 0; b < t->bands; b++)
+                for (int64_t y = 0; y < t->win.h; y++) {
+                    size_t dst = (((size_t)b * (size_t)ri->height + (size_t)(t->win.y + y)) *
+                                      (size_t)ri->width +
+                                  (size_t)t->win.x) *
+                                 cs;
+                    memcpy(j->raw + sw->raw_off + dst, pg_tile_cell(t, b, y, 0),
+                           (size_t)t->win.w * cs);
+                }
+        }
+    }
+    pg_error err = {0};
+    if (atomic_load(&f->failed)) err = f->err;
+    int swi = f->swi;
+    int64_t k = f->k;
+    frame_free(f);
+    pg_job_send(&j->actor, PG_JOB_TILE_DONE, swi, k, &err);
+}
+
+static void slot_release_children(frame *f, slot *s)
+{
+    const pg_node *node = s->node;
+    for (int i = 0; i < node->nargs; i++) {
+        int ci = f->edges[s->children_off + i];
+        if (ci < 0) continue;
+        slot *c = &f->slots[ci];
+        if (atomic_fetch_sub(&c->uses, 1) == 1) pg_tile_unref(&c->tile);
+    }
+}
+
+/* A slot's continuation: its args are all computed (or it has none). */
+static void slot_run(pg_task *t)
+{
+    slot *s = (slot *)t;
+    frame *f = s->f;
+    pg_job *j = f->job;
+    const pg_node *node = s->node;
+    pg_tile *stack_in[16];
+    pg_tile **in = node->nargs <= 16 ? stack_in : malloc(sizeof *in * (size_t)node->nargs);
+    bool root = s == &f->slots[0];
+
+    if (in == NULL) {
+        pg_error e;
+        pg_error_set(&e, PG_ENOMEM, "out of memory");
+        frame_fail(f, &e, node);
+    } else {
+        for (int i = 0; i < node->nargs; i++) {
+            int ci = f->edges[s->children_off + i];
+            in[i] = ci < 0 ? NULL : f->slots[ci].tile;
+        }
+    }
+    bool live = in != NULL && !atomic_load(&f->failed) && atomic_load(&j->stop) == 0;
+    if (live && node->op->result == PG_RESULT_RASTER) {
+        pg_error e = {0};
+        for (int i = 0; i < node->nargs && live; i++)
+            if (node->args[i].ref && in[i] == NULL) live = false; /* a child failed */
+        pg_tile *out = live ? pg_tile_new(node->info.type, node->info.bands, s->win) : NULL;
+        if (live && out == NULL) {
+            pg_error_set(&e, PG_ENOMEM, "out of memory for a %lldx%lld tile",
+                         (long long)s->win.w, (long long)s->win.h);
+            frame_fail(f, &e, node);
+        } else if (live && node->op->compute(node, out, in, &e) != 0) {
+            frame_fail(f, &e, node);
+            pg_tile_unref(&out);
+        }
+        s->tile = out;
+    }
+    if (root) {
+        frame_done(f, s, in);
+        if (in != stack_in) free(in);
+        return;
+    }
+    if (in != stack_in) free(in);
+    slot_release_children(f, s);
+    /* Tell the parents; the one whose counter reaches zero runs next. */
+    for (int p = 0; p < s->nparents; p++) {
+        slot *ps = &f->slots[f->edges[s->parents_off + p]];
+        if (atomic_fetch_sub(&ps->pending, 1) == 1) pg_schedule(&ps->task);
+    }
+}
+
+static void frame_start(frame *f)
+{
+    /* Collect the leaves before scheduling any: once one runs, counters of
+     * other slots change under us. */
+    int stack_leaves[32];
+    int *leaves = f->nslots <= 32 ? stack_leaves : malloc(sizeof(int) * (size_t)f->nslots);
+    int nl = 0;
+    if (leaves == NULL) { /* degrade: schedule one by one is unsafe; fail */
+        pg_error e;
+        pg_error_set(&e, PG_ENOMEM, "out of memory");
+        frame_fail(f, &e, f->slots[0].node);
+        pg_job_send(&f->job->actor, PG_JOB_TILE_DONE, f->swi, f->k, &f->err);
+        frame_free(f);
+        return;
+    }
+    for (int s = 0; s < f->nslots; s++)
+        if (atomic_load(&f->slots[s].pending) == 0) leaves[nl++] = s;
+    for (int i = 0; i < nl; i++)
+        pg_schedule(&f->slots[leaves[i]].task);
+    if (leaves != stack_leaves) free(leaves);
+}
+
+/* ---- the job actor ---- */
+
+static void job_post(pg_job *j, json_t *ev, void *data, size_t len, int final_outcome)
+{
+    if (final_outcome != PG_OUTCOME_NONE) {
+        j->state = J_ENDED;
+        /* The loop drops the reference this post carries. */
+        pg_session_post(j->session_id, ev, data, len, j, final_outcome);
+    } else {
+        pg_session_post(j->session_id, ev, data, len, NULL, 0);
+    }
+}
+
+static const char *stop_message(pg_job *j, int code, char *buf, size_t n)
+{
+    switch (code) {
+    case PG_ETIMEOUT:
+        snprintf(buf, n, "the job ran past its deadline (timeout_ms %lld)",
+                 (long long)json_integer_value(json_object_get(j->req, "timeout_ms")));
+        return buf;
+    case PG_ESHUTDOWN:
+        return "the daemon is shutting down";
+    default:
+        return "the job was cancelled";
+    }
+}
+
+static void job_end_error(pg_job *j)
+{
+    char buf[160];
+    int code = j->err.code;
+    const char *msg = j->err.message, *node = j->err.node;
+    if (code == 0) {
+        code = atomic_load(&j->stop);
+        if (code == 0) code = PG_EINTERNAL;
+        msg = stop_message(j, code, buf, sizeof buf);
+        node = NULL;
+    }
+    pg_log_info("job %llu: %s: %s%s%s", (unsigned long long)j->seq, pg_err_name(code), msg,
+                node && *node ? " at node " : "", node && *node ? node : "");
+    int outcome = (code == PG_ECANCELLED || code == PG_ETIMEOUT || code == PG_ESHUTDOWN)
+                      ? PG_OUTCOME_CANCELLED
+                      : PG_OUTCOME_FAILED;
+    job_post(j, pg_proto_error_event(j->id, code, msg, node), NULL, 0, outcome);
+}
+
+static json_t *raster_header(const pg_raster_info *ri)
+{
+    json_t *gt = json_null();
+    if (ri->has_geotransform) {
+        gt = json_array();
+        for (int i = 0; i < 6; i++)
+            json_array_append_new(gt, json_real(ri->geotransform[i]));
+    }
+    json_t *nd = json_null();
+    if (ri->has_nodata) nd = isnan(ri->nodata) ? json_string("nan") : json_real(ri->nodata);
+    return json_pack("{sIsIsisssoso s:s}", "width", (json_int_t)ri->width, "height",
+                     (json_int_t)ri->height, "bands", ri->bands, "type",
+                     pg_celltype_name(ri->type), "nodata", nd, "geotransform", gt, "crs",
+                     ri->crs_wkt ? ri->crs_wkt : "");
+}
+
+static void job_end_success(pg_job *j)
+{
+    json_t *items = json_array();
+    for (int i = 0; i < j->nsweeps; i++) {
+        sweep *sw = &j->sw[i];
+        json_t *item = NULL;
+        if (sw->kind == SW_SAVE) {
+            const pg_save_state *ss = sw->root->state;
+            const pg_raster_info *ri = &sw->root->info;
+            item = json_pack("{sssIsIsiss}", "path", ss->relpath, "width", (json_int_t)ri->width,
+                             "height", (json_int_t)ri->height, "bands", ri->bands, "type",
+                             pg_celltype_name(ri->type));
+        } else if (sw->kind == SW_VALUE) {
+            item = sw->value;
+            sw->value = NULL;
+        } else {
+            item = json_pack("{sosIsI}", "raster", raster_header(&sw->root->info), "offset",
+                             (json_int_t)sw->raw_off, "length", (json_int_t)sw->raw_len);
+        }
+        json_array_append_new(items, item ? item : json_null());
+    }
+    json_t *ev = pg_proto_event(j->id, "result");
+    if (j->plan->results_list) json_object_set_new(ev, "value", items);
+    else {
+        json_object_set(ev, "value", json_array_get(items, 0));
+        json_decref(items);
+    }
+    if (j->raw_total) json_object_set_new(ev, "bytes", json_integer((json_int_t)j->raw_total));
+    pg_log_info("job %llu: done, %lld tiles in %.3f s", (unsigned long long)j->seq,
+                (long long)j->total, (double)(pg_now_ns() - j->started_ns) / 1e9);
+    unsigned char *raw = j->raw;
+    size_t len = j->raw_total;
+    j->raw = NULL;
+    job_post(j, ev, raw, len, PG_OUTCOME_COMPLETED);
+}
+
+static void job_fail(pg_job *j, const pg_error *e)
+{
+    if (j->err.code == 0 && e->code != 0) j->err = *e;
+    int expected = 0;
+    atomic_compare_exchange_strong(&j->stop, &expected, e->code ? e->code : PG_EINTERNAL);
+}
+
+static int count_writers(pg_job *j)
+{
+    int n = 0;
+    for (int i = 0; i < j->nsweeps; i++)
+        if (j->sw[i].writer) n++;
+    return n;
+}
+
+static void writers_send(pg_job *j, void (*fn)(pg_writer *))
+{
+    j->writers_pending = count_writers(j);
+    for (int i = 0; i < j->nsweeps; i++)
+        if (j->sw[i].writer) fn(j->sw[i].writer);
+}
+
+static void job_abort(pg_job *j)
+{
+    j->state = J_ABORTING;
+    writers_send(j, pg_writer_abort);
+    if (j->writers_pending == 0) job_end_error(j);
+}
+
+/* Called whenever something finished: moves the job on if it can. */
+static void job_maybe_finish(pg_job *j)
+{
+    if (j->state != J_RUNNING || j->inflight > 0) return;
+    if (atomic_load(&j->stop) != 0) {
+        job_abort(j);
+        return;
+    }
+    if (j->cur < j->nsweeps) return; /* more tiles to start (parked) */
+    /* Every tile is done: reduce the values (in tile order), then close. */
+    for (int i = 0; i < j->nsweeps; i++) {
+        sweep *sw = &j->sw[i];
+        if (sw->kind != SW_VALUE) continue;
+        const pg_node *n = sw->root;
+        int64_t nt = pg_tiling_count(&sw->tiling);
+        void **parts = malloc(sizeof *parts * (size_t)nt);
+        pg_error e = {0};
+        if (parts == NULL) pg_error_set(&e, PG_ENOMEM, "out of memory");
+        else {
+            for (int64_t k = 0; k < nt; k++)
+                parts[k] = sw->partials + (size_t)k * n->op->partial_size;
+            if (n->op->finish(n, parts, nt, &sw->value, &e) != 0 && e.code == 0)
+                e.code = PG_EINTERNAL;
+        }
+        free(parts);
+        if (e.code) {
+            if (e.node[0] == '\0') pg_error_node(&e, n->name);
+            job_fail(j, &e);
+            job_abort(j);
+            return;
+        }
+    }
+    j->state = J_CLOSING;
+    writers_send(j, pg_writer_close);
+    if (j->writers_pending == 0) job_end_success(j);
+}
+
+static void wake(void *arg)
+{
+    pg_job *j = arg;
+    pg_job_send(&j->actor, PG_JOB_WAKE, -1, 0, NULL);
+    pg_actor_unref(&j->actor); /* the reference the registration held */
+}
+
+static void job_progress(pg_job *j, bool force)
+{
+    if (!j->want_progress) return;
+    uint64_t now = pg_now_ns();
+    if (!force && now - j->last_progress_ns < 100000000u) return;
+    j->last_progress_ns = now;
+    json_t *ev = pg_proto_event(j->id, "progress");
+    json_object_set_new(ev, "done", json_integer((json_int_t)j->done));
+    json_object_set_new(ev, "total", json_integer((json_int_t)j->total));
+    job_post(j, ev, NULL, 0, PG_OUTCOME_NONE);
+}
+
+/* Starts tile indices while the budget and the in-flight cap allow. */
+static void job_launch(pg_job *j)
+{
+    while (j->state == J_RUNNING && !j->parked && atomic_load(&j->stop) == 0 &&
+           j->cur < j->nsweeps && j->inflight < j->max_inflight) {
+        sweep *sw = &j->sw[j->cur];
+        if (sw->next >= pg_tiling_count(&sw->tiling)) {
+            j->cur++;
+            continue;
+        }
+        pg_actor_ref(&j->actor); /* held by a possible wake-up registration */
+        if (!pg_budget_try_reserve(sw->reserve, wake, j)) {
+            j->parked = true;
+            return;
+        }
+        pg_actor_unref(&j->actor);
+        frame *f = frame_new(j, j->cur, sw->next);
+        if (f == NULL) {
+            pg_budget_release(sw->reserve);
+            pg_error e;
+            pg_error_set(&e, PG_ENOMEM, "out of memory");
+            job_fail(j, &e);
+            break;
+        }
+        sw->next++;
+        j->inflight++;
+        frame_start(f);
+    }
+}
+
+/* The bytes one tile index of SW may hold at once: every slot's tile (a
+ * frame of the first tile, whose windows are full size), plus one tile of
+ * conversion scratch per slot for kernels that convert types. */
+static size_t sweep_reserve(pg_job *j, int swi)
+{
+    frame *f = frame_new(j, swi, 0);
+    if (f == NULL) return 0;
+    size_t total = 0;
+    for (int s = 0; s < f->nslots; s++) {
+        const pg_node *n = f->slots[s].node;
+        if (n->op->result != PG_RESULT_RASTER) continue;
+        size_t cells = (size_t)n->info.bands * (size_t)f->slots[s].win.w * (size_t)f->slots[s].win.h;
+        total += 2 * pg_bufpool_class_bytes(cells * pg_celltype_size(n->info.type));
+    }
+    frame_free(f);
+    return total;
+}
+
+/* The tile grid of a result: the configured tile size, except over a
+ * striped source (a block is a whole row or rows): then tiles are whole
+ * strips of about the same number of cells, so no block is read twice. */
+static void choose_tiling(const pg_job *j, const pg_raster_info *ri, pg_tiling *t)
+{
+    int64_t tw = j->env.plan.tile_w, th = j->env.plan.tile_h;
+    if (ri->block_w == ri->width && ri->block_h > 0 && ri->width > tw) {
+        int64_t rows = (tw * th) / ri->width;
+        rows = rows / ri->block_h * ri->block_h;
+        th = rows < ri->block_h ? ri->block_h : rows;
+        tw = ri->width;
+    }
+    pg_tiling_init(t, ri->width, ri->height, tw, th);
+}
+
+/* Outputs must not collide with each other or with this job's inputs. */
+static int check_paths(pg_job *j, pg_error *err)
+{
+    const pg_plan *p = j->plan;
+    for (int a = 0; a < p->nnodes; a++) {
+        const pg_node *na = &p->nodes[a];
+        if (strcmp(na->op->name, "io.save") != 0) continue;
+        const pg_save_state *sa = na->state;
+        for (int b = 0; b < p->nnodes; b++) {
+            const pg_node *nb = &p->nodes[b];
+            const char *other = NULL;
+            if (b < a && strcmp(nb->op->name, "io.save") == 0)
+                other = ((const pg_save_state *)nb->state)->path;
+            else if (strcmp(nb->op->name, "io.load") == 0)
+                other = ((const pg_load_state *)nb->state)->path;
+            if (other && strcmp(other, sa->path) == 0) {
+                pg_error_set(err, PG_EPARAM, "param 'path': '%s' is also %s by node '%s'",
+                             sa->relpath, b < a && nb->op->result == PG_RESULT_SINK ? "written"
+                                                                                   : "read",
+                             nb->name);
+                pg_error_node(err, na->name);
+                return PG_EPARAM;
+            }
+        }
+    }
+    return 0;
+}
+
+static int job_setup(pg_job *j, pg_error *err)
+{
+    int rc = pg_plan_build(json_object_get(j->req, "graph"), &j->env.plan, &j->plan, err);
+    if (rc) return rc;
+    if ((rc = check_paths(j, err))) return rc;
+    pg_plan *p = j->plan;
+    j->nsweeps = p->nresults;
+    j->sw = calloc((size_t)p->nresults, sizeof *j->sw);
+    if (j->sw == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
+    for (int i = 0; i < p->nresults; i++) {
+        sweep *sw = &j->sw[i];
+        const pg_node *n = &p->nodes[p->results[i]];
+        sw->root = n;
+        const pg_raster_info *ri = &n->info;
+        switch (n->op->result) {
+        case PG_RESULT_SINK:
+            sw->kind = SW_SAVE;
+            break;
+        case PG_RESULT_VALUE:
+            sw->kind = SW_VALUE;
+            ri = NULL;
+            for (int a = 0; a < n->nargs && ri == NULL; a++)
+                if (n->args[a].ref) ri = &n->args[a].ref->info;
+            if (ri == NULL) {
+                pg_error_set(err, PG_ETYPE, "%s needs a raster argument", n->op->name);
+                pg_error_node(err, n->name);
+                return PG_ETYPE;
+            }
+            break;
+        default:
+            sw->kind = SW_RAW;
+        }
+        choose_tiling(j, ri, &sw->tiling);
+        int64_t nt = pg_tiling_count(&sw->tiling);
+        if (sw->kind == SW_RAW) {
+            size_t bytes = (size_t)ri->width * (size_t)ri->height * (size_t)ri->bands *
+                           pg_celltype_size(ri->type);
+            if ((int64_t)(j->raw_total + bytes) > j->env.max_result_bytes) {
+                pg_error_set(err, PG_ETOOLARGE,
+                             "the raster answer would be %zu bytes, over the limit of %lld "
+                             "(limits.max_result_bytes); save it with io.save instead",
+                             j->raw_total + bytes, (long long)j->env.max_result_bytes);
+                pg_error_node(err, n->name);
+                return PG_ETOOLARGE;
+            }
+            sw->raw_off = j->raw_total;
+            sw->raw_len = bytes;
+            j->raw_total += bytes;
+        } else if (sw->kind == SW_VALUE) {
+            sw->partials = calloc((size_t)nt, n->op->partial_size ? n->op->partial_size : 1);
+            if (sw->partials == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
+        }
+        sw->reserve = sweep_reserve(j, i);
+        if (sw->reserve == 0) return pg_error_set(err, PG_ENOMEM, "out of memory");
+        j->total += nt;
+    }
+    if (j->raw_total) {
+        j->raw = malloc(j->raw_total);
+        if (j->raw == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < j->nsweeps; i++) {
+        sweep *sw = &j->sw[i];
+        if (sw->kind != SW_SAVE) continue;
+        sw->writer = pg_writer_new(&j->actor, i, sw->root, &sw->tiling, j->seq);
+        if (sw->writer == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
+        pg_writer_open(sw->writer);
+    }
+    return 0;
+}
+
+static void job_on_start(pg_job *j)
+{
+    pg_error err = {0};
+    j->started_ns = pg_now_ns();
+    if (job_setup(j, &err) != 0) {
+        job_fail(j, &err);
+        /* Writers may have been created before a later step failed. */
+        j->state = J_RUNNING;
+        job_maybe_finish(j);
+        return;
+    }
+    j->state = J_RUNNING;
+    json_t *ev = pg_proto_event(j->id, "accepted");
+    json_object_set_new(ev, "tiles", json_integer((json_int_t)j->total));
+    job_post(j, ev, NULL, 0, PG_OUTCOME_NONE);
+    pg_log_debug("job %llu: %d nodes, %lld tiles", (unsigned long long)j->seq, j->plan->nnodes,
+                 (long long)j->total);
+    job_launch(j);
+    job_maybe_finish(j);
+}
+
+static void job_behave(pg_actor *self, pg_msg *m)
+{
+    pg_job *j = (pg_job *)self;
+    pg_job_msg *jm = (pg_job_msg *)m;
+    switch (m->type) {
+    case PG_JOB_START:
+        job_on_start(j);
+        break;
+    case PG_JOB_TILE_DONE:
+        j->inflight--;
+        j->done++;
+        pg_budget_release(j->sw[jm->sweep].reserve);
+        if (jm->err.code) job_fail(j, &jm->err);
+        job_progress(j, false);
+        job_launch(j);
+        job_maybe_finish(j);
+        break;
+    case PG_JOB_WAKE:
+        j->parked = false;
+        job_launch(j);
+        job_maybe_finish(j);
+        break;
+    case PG_JOB_CANCEL:
+        if (j->state == J_NEW || j->state == J_RUNNING || j->state == J_CLOSING) {
+            int expected = 0;
+            atomic_compare_exchange_strong(&j->stop, &expected, (int)jm->k);
+            job_maybe_finish(j);
+        }
+        break;
+    case PG_JOB_WRITER_CLOSED:
+        if (jm->err.code) job_fail(j, &jm->err);
+        if (--j->writers_pending == 0) {
+            if (atomic_load(&j->stop) != 0) job_abort(j);
+            else {
+                j->state = J_COMMITTING;
+                writers_send(j, pg_writer_commit);
+            }
+        }
+        break;
+    case PG_JOB_WRITER_ENDED:
+        if (jm->err.code) job_fail(j, &jm->err);
+        if (--j->writers_pending == 0) {
+            if (j->state == J_COMMITTING && j->err.code == 0) job_end_success(j);
+            else job_end_error(j);
+        }
+        break;
+    }
+    free(m);
+}
+
+static void job_free(pg_actor *a)
+{
+    pg_job *j = (pg_job *)a;
+    for (int i = 0; j->sw && i < j->nsweeps; i++) {
+        pg_writer_release(&j->sw[i].writer);
+        free(j->sw[i].partials);
+        json_decref(j->sw[i].value);
+    }
+    free(j->sw);
+    free(j->raw);
+    pg_plan_destroy(&j->plan);
+    json_decref(j->req);
+    free(j);
+}
+
+pg_job *pg_job_new(uint64_t session_id, json_t *req, const pg_job_env *env)
+{
+    pg_job *j = calloc(1, sizeof *j);
+    if (j == NULL) return NULL;
+    pg_actor_init(&j->actor, job_behave, job_free);
+    j->seq = atomic_fetch_add(&job_seq, 1) + 1;
+    j->session_id = session_id;
+    j->req = json_incref(req);
+    j->id = json_object_get(req, "id");
+    j->env = *env;
+    json_t *pr = json_object_get(req, "progress");
+    j->want_progress = pr == NULL || json_is_true(pr);
+    int workers = pg_runtime_workers();
+    j->max_inflight = 4 * (workers > 0 ? workers : 1);
+    atomic_init(&j->stop, 0);
+    return j;
+}
+
+void pg_job_send(pg_actor *job, int type, int sweep, int64_t k, const pg_error *err)
+{
+    pg_job_msg *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        /* A lost message would hang the job; there is no sane way on. */
+        pg_log_error("out of memory sending a message to a job");
+        abort();
+    }
+    m->base.type = type;
+    m->sweep = sweep;
+    m->k = k;
+    if (err) m->err = *err;
+    pg_actor_send(job, &m->base);
+}
+
+void pg_job_start(pg_job *j)
+{
+    pg_job_send(&j->actor, PG_JOB_START, -1, 0, NULL);
+}
+
+void pg_job_cancel(pg_job *j, int code)
+{
+    pg_job_send(&j->actor, PG_JOB_CANCEL, -1, code, NULL);
+}
+
+void pg_job_unref(pg_job **jp)
+{
+    pg_job *j = *jp;
+    *jp = NULL;
+    if (j == NULL) return;
+    /* A wake-up registration holds a reference; a job that is gone from its
+     * session must not be woken any more. */
+    if (pg_budget_forget(j)) pg_actor_unref(&j->actor);
+    pg_actor_unref(&j->actor);
+}

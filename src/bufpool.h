@@ -50,8 +50,9 @@ size_t pg_bufpool_class_bytes(size_t nbytes);
 typedef void (*pg_budget_wake_fn)(void *arg);
 bool pg_budget_try_reserve(size_t n, pg_budget_wake_fn wake, void *arg);
 void pg_budget_release(size_t n);
-/* Forgets a pending wake-up registered by ARG (e.g. a job being torn down). */
-void pg_budget_forget(void *arg);
+/* Forgets a pending wake-up registered by ARG (e.g. a job being torn down).
+ * Returns true if one was registered (and will now never be called). */
+bool pg_budget_forget(void *arg);
 
 typedef struct pg_bufpool_stats {
     size_t budget;   /* configured budget */

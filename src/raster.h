@@ -61,6 +61,11 @@ typedef struct pg_raster_info {
     bool has_geotransform;
     double geotransform[6];
     char *crs_wkt; /* owned; NULL or "" if unknown */
+    /* The natural block of the data behind this raster (a source file's
+     * block size), or 0 x 0 if none: the job chooses its tiling from it,
+     * e.g. full-width strips for a striped GeoTIFF, so that no block is
+     * read twice. A hint only; ops that do not care copy it along. */
+    int64_t block_w, block_h;
 } pg_raster_info;
 
 /* Deep copy (duplicates crs_wkt). Returns 0 or -1 (out of memory). */

@@ -40,6 +40,9 @@ void pg_runtime_stop(void);
 int pg_runtime_workers(void);
 /* 0..N-1 on a worker thread, -1 elsewhere. */
 int pg_runtime_worker_index(void);
+/* Called on each worker thread just before it exits (e.g. to close the
+ * thread's GDAL handles). Set before pg_runtime_start. */
+void pg_runtime_on_thread_exit(void (*fn)(void));
 /* Queues T to run on some worker. Any thread. */
 void pg_schedule(pg_task *t);
 /* Queued and running task counts, and tasks run since start (for status). */
