@@ -9,6 +9,7 @@
 
 #include "pergola/error.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct pg_config {
@@ -31,21 +32,37 @@ typedef struct pg_config {
     } limits;
     int64_t default_timeout_ms; /* 0: none */
     int64_t shutdown_grace_ms;
-    int log_level; /* PG_LOG_* */
+    int log_level;    /* PG_LOG_* */
     char *ready_file; /* flag only: where to write the bound addresses */
 } pg_config;
 
-/* Fills C with the built-in defaults (those of conf/pergola.json). */
+/* Fills C with the built-in defaults (those of conf/pergola.json). C is
+ * overwritten, not freed first. Aborts if it cannot allocate (start-up). */
 void pg_config_defaults(pg_config *c);
-/* Reads a JSON config file over C's current values. Returns 0, or a negative
- * code with ERR naming the file and key. */
+/* Reads a JSON config file over C's current values (keys absent from the
+ * file keep their values). Returns 0, or a negative code with ERR naming the
+ * file and key: PG_ECONFIG ("conf/x.json: limits.max_nodes: must be an
+ * integer >= 1"; syntax errors give line and column), PG_ENOMEM. On error C
+ * is unchanged. Integer keys also accept integral reals such as 4e10.
+ * "ready_file" is a flag only and unknown in files. */
 int pg_config_load_file(pg_config *c, const char *path, pg_error *err);
-/* The same from a parsed JSON object (borrowed). */
+/* The same from a parsed JSON object (a json_t *, borrowed); messages name
+ * the key without a file. */
 int pg_config_apply_json(pg_config *c, const void *json_object, pg_error *err);
 /* Applies command-line flags (see pergolad --help); --config FILE is
- * loaded first wherever it appears. Returns 0, 1 if --help or --version was
- * handled (printed), or a negative code with ERR. */
+ * loaded first wherever it appears (several are loaded in order). Flags take
+ * "--flag VALUE" or "--flag=VALUE". Returns 0, 1 if --help or --version was
+ * handled (printed to stdout), or a negative code with ERR naming the flag
+ * (PG_ECONFIG). Also fails if the result listens nowhere (no address and no
+ * socket). On error C is unchanged. */
 int pg_config_from_args(pg_config *c, int argc, char **argv, pg_error *err);
+/* Frees everything C owns and zeroes it (clearing twice is harmless). */
 void pg_config_clear(pg_config *c);
+
+/* Splits a listen address "HOST:PORT" or "[IPV6]:PORT" into HOST (without
+ * brackets, NUL-terminated, HOSTSIZE bytes at most) and PORT (0..65535).
+ * HOST or PORT may be NULL to only validate. Returns 0, or -1 if ADDR is not
+ * such an address (or HOST is too small). */
+int pg_config_split_addr(const char *addr, char *host, size_t hostsize, int *port);
 
 #endif
