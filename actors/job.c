@@ -24,7 +24,7 @@ typedef struct sweep {
     int64_t next;   /* next tile index to start */
     size_t reserve; /* budget bytes one tile index may hold */
     pg_writer *writer;
-    char *partials; /* SW_VALUE: ntiles * partial_size bytes, zeroed */
+    char *partials;          /* SW_VALUE: ntiles * partial_size bytes, zeroed */
     size_t raw_off, raw_len; /* SW_RAW: where its cells go in the answer */
     json_t *value;           /* SW_VALUE: finish()'s value */
 } sweep;
@@ -284,8 +284,8 @@ static void slot_run(pg_task *t)
             if (node->args[i].ref && in[i] == NULL) live = false; /* a child failed */
         pg_tile *out = live ? pg_tile_new(node->info.type, node->info.bands, s->win) : NULL;
         if (live && out == NULL) {
-            pg_error_set(&e, PG_ENOMEM, "out of memory for a %lldx%lld tile",
-                         (long long)s->win.w, (long long)s->win.h);
+            pg_error_set(&e, PG_ENOMEM, "out of memory for a %lldx%lld tile", (long long)s->win.w,
+                         (long long)s->win.h);
             frame_fail(f, &e, node);
         } else if (live && node->op->compute(node, out, in, &e) != 0) {
             frame_fail(f, &e, node);
@@ -386,9 +386,8 @@ static json_t *raster_header(const pg_raster_info *ri)
     json_t *nd = json_null();
     if (ri->has_nodata) nd = isnan(ri->nodata) ? json_string("nan") : json_real(ri->nodata);
     return json_pack("{sIsIsisssoso s:s}", "width", (json_int_t)ri->width, "height",
-                     (json_int_t)ri->height, "bands", ri->bands, "type",
-                     pg_celltype_name(ri->type), "nodata", nd, "geotransform", gt, "crs",
-                     ri->crs_wkt ? ri->crs_wkt : "");
+                     (json_int_t)ri->height, "bands", ri->bands, "type", pg_celltype_name(ri->type),
+                     "nodata", nd, "geotransform", gt, "crs", ri->crs_wkt ? ri->crs_wkt : "");
 }
 
 static void job_end_success(pg_job *j)
@@ -413,7 +412,8 @@ static void job_end_success(pg_job *j)
         json_array_append_new(items, item ? item : json_null());
     }
     json_t *ev = pg_proto_event(j->id, "result");
-    if (j->plan->results_list) json_object_set_new(ev, "value", items);
+    if (j->plan->results_list)
+        json_object_set_new(ev, "value", items);
     else {
         json_object_set(ev, "value", json_array_get(items, 0));
         json_decref(items);
@@ -473,7 +473,8 @@ static void job_maybe_finish(pg_job *j)
         int64_t nt = pg_tiling_count(&sw->tiling);
         void **parts = malloc(sizeof *parts * (size_t)nt);
         pg_error e = {0};
-        if (parts == NULL) pg_error_set(&e, PG_ENOMEM, "out of memory");
+        if (parts == NULL)
+            pg_error_set(&e, PG_ENOMEM, "out of memory");
         else {
             for (int64_t k = 0; k < nt; k++)
                 parts[k] = sw->partials + (size_t)k * n->op->partial_size;
@@ -553,7 +554,8 @@ static size_t sweep_reserve(pg_job *j, int swi)
     for (int s = 0; s < f->nslots; s++) {
         const pg_node *n = f->slots[s].node;
         if (n->op->result != PG_RESULT_RASTER) continue;
-        size_t cells = (size_t)n->info.bands * (size_t)f->slots[s].win.w * (size_t)f->slots[s].win.h;
+        size_t cells =
+            (size_t)n->info.bands * (size_t)f->slots[s].win.w * (size_t)f->slots[s].win.h;
         total += 2 * pg_bufpool_class_bytes(cells * pg_celltype_size(n->info.type));
     }
     frame_free(f);
@@ -591,10 +593,9 @@ static int check_paths(pg_job *j, pg_error *err)
             else if (strcmp(nb->op->name, "io.load") == 0)
                 other = ((const pg_load_state *)nb->state)->path;
             if (other && strcmp(other, sa->path) == 0) {
-                pg_error_set(err, PG_EPARAM, "param 'path': '%s' is also %s by node '%s'",
-                             sa->relpath, b < a && nb->op->result == PG_RESULT_SINK ? "written"
-                                                                                   : "read",
-                             nb->name);
+                pg_error_set(
+                    err, PG_EPARAM, "param 'path': '%s' is also %s by node '%s'", sa->relpath,
+                    b < a && nb->op->result == PG_RESULT_SINK ? "written" : "read", nb->name);
                 pg_error_node(err, na->name);
                 return PG_EPARAM;
             }
@@ -726,7 +727,8 @@ static void job_behave(pg_actor *self, pg_msg *m)
     case PG_JOB_WRITER_CLOSED:
         if (jm->err.code) job_fail(j, &jm->err);
         if (--j->writers_pending == 0) {
-            if (atomic_load(&j->stop) != 0) job_abort(j);
+            if (atomic_load(&j->stop) != 0)
+                job_abort(j);
             else {
                 j->state = J_COMMITTING;
                 writers_send(j, pg_writer_commit);
@@ -736,8 +738,10 @@ static void job_behave(pg_actor *self, pg_msg *m)
     case PG_JOB_WRITER_ENDED:
         if (jm->err.code) job_fail(j, &jm->err);
         if (--j->writers_pending == 0) {
-            if (j->state == J_COMMITTING && j->err.code == 0) job_end_success(j);
-            else job_end_error(j);
+            if (j->state == J_COMMITTING && j->err.code == 0)
+                job_end_success(j);
+            else
+                job_end_error(j);
         }
         break;
     }

@@ -113,7 +113,8 @@ static void post_run(pg_loopmsg *m)
     post *p = (post *)m;
     pg_server *srv = pg_server_get();
     pg_session *s = srv ? find_session(srv, p->sid) : NULL;
-    if (s) send_event(s, p->ev, p->data, p->len);
+    if (s)
+        send_event(s, p->ev, p->data, p->len);
     else {
         json_decref(p->ev);
         free(p->data);
@@ -210,8 +211,10 @@ static void handle(pg_session *s, json_t *req, size_t attachment)
     if (attachment || json_object_get(req, "bytes"))
         return send_error(s, id, PG_EBADREQ, "this request takes no attachment ('bytes')");
     const char *t = json_string_value(type);
-    if (strcmp(t, "run") == 0) handle_run(s, id, req);
-    else if (strcmp(t, "cancel") == 0) handle_cancel(s, id, req);
+    if (strcmp(t, "run") == 0)
+        handle_run(s, id, req);
+    else if (strcmp(t, "cancel") == 0)
+        handle_cancel(s, id, req);
     else if (strcmp(t, "ping") == 0) {
         if (check_keys(s, id, req, none) == 0)
             send_result(s, id, json_pack("{s:b, s:s}", "pong", 1, "version", PG_VERSION));
@@ -227,6 +230,14 @@ static void handle(pg_session *s, json_t *req, size_t attachment)
     }
 }
 
+/* The id of the message the framer is reporting on, if it parsed. */
+static json_t *current_id(pg_session *s)
+{
+    const json_t *cur = pg_framer_current(s->fr);
+    json_t *id = cur ? json_object_get(cur, "id") : NULL;
+    return json_is_string(id) || json_is_integer(id) ? id : json_null();
+}
+
 static void on_msg(void *ud, json_t *msg, int code, const char *detail, const void *data,
                    size_t len)
 {
@@ -236,7 +247,9 @@ static void on_msg(void *ud, json_t *msg, int code, const char *detail, const vo
         char m[300];
         snprintf(m, sizeof m, "%s: %.250s", code == PG_EBADJSON ? "not valid JSON" : "bad message",
                  detail ? detail : "");
-        send_error(s, json_null(), code ? code : PG_EBADJSON, m);
+        send_error(s, current_id(s), code ? code : PG_EBADJSON, m);
+        /* A bad "bytes" leaves the stream's framing unknown: stop here. */
+        if (code == PG_EBADREQ) session_close(s, true);
         return;
     }
     handle(s, msg, len);
@@ -247,9 +260,14 @@ static void on_frame_error(void *ud, int code, const char *detail)
 {
     pg_session *s = ud;
     char m[300];
-    snprintf(m, sizeof m, "%.250s (limits.max_request_bytes is %lld)", detail ? detail : "too large",
-             (long long)s->srv->cfg->limits.max_request_bytes);
-    send_error(s, json_null(), code, m);
+    const json_t *cur = pg_framer_current(s->fr);
+    if (cur) /* an attachment: requests take none */
+        snprintf(m, sizeof m, "%.250s (requests take no attachment)",
+                 detail ? detail : "too large");
+    else
+        snprintf(m, sizeof m, "%.250s (limits.max_request_bytes is %lld)",
+                 detail ? detail : "too large", (long long)s->srv->cfg->limits.max_request_bytes);
+    send_error(s, current_id(s), code, m);
 }
 
 /* ---- connection lifecycle ---- */
@@ -320,8 +338,10 @@ void pg_session_accept(pg_server *srv, uv_stream_t *server_stream)
     if (s == NULL) return;
     s->srv = srv;
     s->id = ++srv->next_session_id;
-    if (server_stream->type == UV_TCP) uv_tcp_init(srv->loop, &s->u.tcp);
-    else uv_pipe_init(srv->loop, &s->u.pipe, 0);
+    if (server_stream->type == UV_TCP)
+        uv_tcp_init(srv->loop, &s->u.tcp);
+    else
+        uv_pipe_init(srv->loop, &s->u.pipe, 0);
     s->u.h.data = s;
     if (uv_accept(server_stream, &s->u.s) != 0) {
         uv_close(&s->u.h, on_closed);

@@ -24,7 +24,7 @@ static struct {
     struct waiter {
         pg_budget_wake_fn fn;
         void *arg;
-    } *waiters;
+    } * waiters;
     size_t nwaiters, capwaiters;
 } P;
 

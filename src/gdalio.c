@@ -28,8 +28,10 @@ static void CPL_STDCALL gdal_log(CPLErr cls, CPLErrorNum num, const char *msg)
 {
     /* GDAL reports failures through CPLGetLastErrorMsg as well, which is
      * what our errors carry; here it only feeds the debug log. */
-    if (cls >= CE_Failure) pg_log_debug("gdal error %d: %s", (int)num, msg);
-    else pg_log_debug("gdal: %s", msg);
+    if (cls >= CE_Failure)
+        pg_log_debug("gdal error %d: %s", (int)num, msg);
+    else
+        pg_log_debug("gdal: %s", msg);
 }
 
 void pg_gdalio_init(int64_t cache_bytes)
@@ -66,8 +68,7 @@ int pg_file_identify(const char *path, pg_file_id *id)
 
 static int same_id(const pg_file_id *a, const pg_file_id *b)
 {
-    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           a->mtime_ns == b->mtime_ns;
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns;
 }
 
 void *pg_gdalio_open(const char *path, const pg_file_id *id, pg_error *err)
@@ -87,6 +88,22 @@ void *pg_gdalio_open(const char *path, const pg_file_id *id, pg_error *err)
         pg_error_set(err, PG_EFORMAT, "cannot read as a raster: %s", CPLGetLastErrorMsg());
         return NULL;
     }
+    /* Formats that point at other files or at the network (a VRT inside
+     * the data root can name /etc/shadow or a URL) would let a graph read
+     * past the data root: refuse them. */
+    static const char *const refused[] = {"VRT",    "WMS",  "WMTS",   "WCS",           "HTTP",
+                                          "EEDAI",  "DAAS", "OGCAPI", "PLMOSAIC",      "STACTA",
+                                          "STACIT", "GTI",  "ESRIC",  "PostGISRaster", NULL};
+    const char *drv = GDALGetDriverShortName(GDALGetDatasetDriver(ds));
+    for (const char *const *r = refused; drv && *r; r++)
+        if (strcmp(drv, *r) == 0) {
+            GDALClose(ds);
+            pg_error_set(err, PG_EPATH,
+                         "the %s format can refer to other files or to the network; it is "
+                         "not allowed",
+                         drv);
+            return NULL;
+        }
     handle *h = &cache[victim];
     if (h->ds) GDALClose(h->ds);
     free(h->path);
@@ -125,11 +142,10 @@ int pg_gdalio_read(const char *path, const pg_file_id *id, const int *bands, int
     size_t cs = pg_celltype_size(out->type);
     char *dst = (char *)out->data + ((size_t)(y0 - w.y) * (size_t)w.w + (size_t)(x0 - w.x)) * cs;
     CPLErrorReset();
-    CPLErr e = GDALDatasetRasterIOEx(ds, GF_Read, (int)x0, (int)y0, (int)(x1 - x0),
-                                     (int)(y1 - y0), dst, (int)(x1 - x0), (int)(y1 - y0),
-                                     pg_celltype_to_gdal(out->type), nbands, (int *)bands,
-                                     (GSpacing)cs, (GSpacing)(cs * (size_t)w.w),
-                                     (GSpacing)(cs * (size_t)w.w * (size_t)w.h), NULL);
+    CPLErr e = GDALDatasetRasterIOEx(
+        ds, GF_Read, (int)x0, (int)y0, (int)(x1 - x0), (int)(y1 - y0), dst, (int)(x1 - x0),
+        (int)(y1 - y0), pg_celltype_to_gdal(out->type), nbands, (int *)bands, (GSpacing)cs,
+        (GSpacing)(cs * (size_t)w.w), (GSpacing)(cs * (size_t)w.w * (size_t)w.h), NULL);
     if (e != CE_None)
         return pg_error_set(err, PG_EIO, "reading window %lld,%lld %lldx%lld failed: %s",
                             (long long)x0, (long long)y0, (long long)(x1 - x0),

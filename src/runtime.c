@@ -29,6 +29,9 @@ static _Thread_local int worker_index = -1;
 static void worker_main(void *arg)
 {
     worker_index = (int)(intptr_t)arg;
+    char tag[16];
+    snprintf(tag, sizeof tag, "w%d", worker_index);
+    pg_log_set_thread(tag);
     for (;;) {
         uv_mutex_lock(&R.mu);
         while (R.head == NULL && !R.stopping) {
@@ -112,8 +115,10 @@ void pg_schedule(pg_task *t)
 {
     t->next_ = NULL;
     uv_mutex_lock(&R.mu);
-    if (R.tail) R.tail->next_ = t;
-    else R.head = t;
+    if (R.tail)
+        R.tail->next_ = t;
+    else
+        R.head = t;
     R.tail = t;
     R.queued++;
     if (R.idle > 0) uv_cond_signal(&R.cv);
@@ -144,8 +149,10 @@ static void actor_run(pg_task *t)
      * actor scheduled: no sender schedules it while pending_ > 0, so this is
      * the only place that can. */
     size_t before = atomic_fetch_sub_explicit(&a->pending_, n, memory_order_acq_rel);
-    if (before - n > 0) pg_schedule(&a->task_);
-    else pg_actor_unref(a); /* the reference that being scheduled held */
+    if (before - n > 0)
+        pg_schedule(&a->task_);
+    else
+        pg_actor_unref(a); /* the reference that being scheduled held */
 }
 
 void pg_actor_init(pg_actor *a, pg_behaviour behave, pg_actor_free_fn free_fn)

@@ -6,6 +6,7 @@
 #include "gdalio.h"
 #include "log.h"
 #include "loop.h"
+#include "paths.h"
 #include "runtime.h"
 #include "util.h"
 
@@ -42,11 +43,11 @@ static void on_deadline(uv_timer_t *t)
 int pg_server_start_job(pg_server *srv, uint64_t sid, json_t *req, pg_error *err)
 {
     json_t *id = json_object_get(req, "id");
-    if (srv->shutting_down)
-        return pg_error_set(err, PG_ESHUTDOWN, "the daemon is shutting down");
+    if (srv->shutting_down) return pg_error_set(err, PG_ESHUTDOWN, "the daemon is shutting down");
     if (pg_server_find_job(srv, sid, id))
-        return pg_error_set(err, PG_EDUPID, "a job with this id is already running on this "
-                                            "connection");
+        return pg_error_set(err, PG_EDUPID,
+                            "a job with this id is already running on this "
+                            "connection");
     if (srv->njobs >= srv->cfg->limits.max_jobs)
         return pg_error_set(err, PG_EBUSY, "%lld jobs are running, the limit (limits.max_jobs)",
                             (long long)srv->njobs);
@@ -97,9 +98,12 @@ void pg_server_job_ended(pg_server *srv, pg_job *job, int outcome)
     if (e == NULL) return; /* cannot happen: every job has an entry */
     *pp = e->next;
     srv->njobs--;
-    if (outcome == PG_OUTCOME_COMPLETED) srv->completed++;
-    else if (outcome == PG_OUTCOME_CANCELLED) srv->cancelled++;
-    else srv->failed++;
+    if (outcome == PG_OUTCOME_COMPLETED)
+        srv->completed++;
+    else if (outcome == PG_OUTCOME_CANCELLED)
+        srv->cancelled++;
+    else
+        srv->failed++;
     json_decref(e->id);
     pg_job_unref(&e->job);
     if (e->has_timer) {
@@ -121,14 +125,14 @@ json_t *pg_server_status(pg_server *srv)
     return json_pack(
         "{s:s, s:f, s:i, s:i, s:b, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I}, s:I, "
         "s:I}",
-        "version", PG_VERSION, "uptime_s", (double)(pg_now_ns() - srv->started_ns) / 1e9,
-        "workers", pg_runtime_workers(), "connections", srv->nconnections, "shutting_down",
-        srv->shutting_down, "jobs", "running", (json_int_t)srv->njobs, "completed",
-        (json_int_t)srv->completed, "failed", (json_int_t)srv->failed, "cancelled",
-        (json_int_t)srv->cancelled, "memory", "budget_bytes", (json_int_t)bs.budget,
-        "reserved_bytes", (json_int_t)bs.reserved, "in_use_bytes", (json_int_t)bs.in_use,
-        "cached_bytes", (json_int_t)bs.cached, "peak_bytes", (json_int_t)bs.peak_in_use,
-        "tasks_queued", (json_int_t)queued, "tasks_run", (json_int_t)ran);
+        "version", PG_VERSION, "uptime_s", (double)(pg_now_ns() - srv->started_ns) / 1e9, "workers",
+        pg_runtime_workers(), "connections", srv->nconnections, "shutting_down", srv->shutting_down,
+        "jobs", "running", (json_int_t)srv->njobs, "completed", (json_int_t)srv->completed,
+        "failed", (json_int_t)srv->failed, "cancelled", (json_int_t)srv->cancelled, "memory",
+        "budget_bytes", (json_int_t)bs.budget, "reserved_bytes", (json_int_t)bs.reserved,
+        "in_use_bytes", (json_int_t)bs.in_use, "cached_bytes", (json_int_t)bs.cached, "peak_bytes",
+        (json_int_t)bs.peak_in_use, "tasks_queued", (json_int_t)queued, "tasks_run",
+        (json_int_t)ran);
 }
 
 /* ---- listeners ---- */
@@ -142,23 +146,12 @@ static void on_connection(uv_stream_t *server, int status)
     pg_session_accept(server->data, server);
 }
 
-/* "HOST:PORT" or "[V6]:PORT". */
+/* "HOST:PORT" or "[V6]:PORT" (validated by the config already). */
 static int parse_addr(const char *s, struct sockaddr_storage *ss)
 {
     char host[256];
-    const char *colon = strrchr(s, ':');
-    if (colon == NULL) return UV_EINVAL;
-    size_t hl = (size_t)(colon - s);
-    if (s[0] == '[') {
-        if (hl < 2 || s[hl - 1] != ']') return UV_EINVAL;
-        memcpy(host, s + 1, hl - 2);
-        host[hl - 2] = '\0';
-    } else {
-        if (hl >= sizeof host) return UV_EINVAL;
-        memcpy(host, s, hl);
-        host[hl] = '\0';
-    }
-    int port = atoi(colon + 1);
+    int port;
+    if (pg_config_split_addr(s, host, sizeof host, &port) != 0) return UV_EINVAL;
     if (strcmp(host, "localhost") == 0) strcpy(host, "127.0.0.1");
     if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0) return 0;
     return uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss);
@@ -255,7 +248,8 @@ static int start_listeners(pg_server *srv)
 static void close_listeners(pg_server *srv)
 {
     for (int i = 0; i < srv->ntcp; i++)
-        if (!uv_is_closing((uv_handle_t *)&srv->tcp[i])) uv_close((uv_handle_t *)&srv->tcp[i], NULL);
+        if (!uv_is_closing((uv_handle_t *)&srv->tcp[i]))
+            uv_close((uv_handle_t *)&srv->tcp[i], NULL);
     if (srv->has_pipe && !uv_is_closing((uv_handle_t *)&srv->pipe)) {
         uv_close((uv_handle_t *)&srv->pipe, NULL);
         unlink(srv->cfg->socket_path);
@@ -303,7 +297,8 @@ static void on_signal(uv_signal_t *h, int signum)
                 (long long)srv->cfg->shutdown_grace_ms);
     srv->shutting_down = true;
     close_listeners(srv);
-    if (srv->njobs > 0) uv_timer_start(&srv->grace, on_grace, (uint64_t)srv->cfg->shutdown_grace_ms, 0);
+    if (srv->njobs > 0)
+        uv_timer_start(&srv->grace, on_grace, (uint64_t)srv->cfg->shutdown_grace_ms, 0);
     maybe_stop(srv);
 }
 
@@ -316,9 +311,10 @@ int pg_server_run(const pg_config *cfg)
     srv->loop = uv_default_loop();
     the_server = srv;
 
-    srv->data_root = realpath(cfg->data_root, NULL);
-    if (srv->data_root == NULL) {
-        pg_log_error("data_root '%s': %s", cfg->data_root, strerror(errno));
+    pg_log_set_thread("loop");
+    pg_error err = {0};
+    if (pg_path_resolve_root(cfg->data_root, &srv->data_root, &err) != 0) {
+        pg_log_error("data_root '%s': %s", cfg->data_root, err.message);
         return 1;
     }
     srv->job_env.plan.data_root = srv->data_root;
