@@ -37,8 +37,10 @@ if [ "$install" = 1 ]; then
 fi
 
 echo "==> building (meson, ./build)"
-[ -f build/build.ninja ] || meson setup build --buildtype=release -Dnative_arch=true >/dev/null
-meson compile -C build >/dev/null
+[ -f build/build.ninja ] || meson setup build --buildtype=release -Dnative_arch=true \
+  > /tmp/pergola-meson-setup.log || { cat /tmp/pergola-meson-setup.log; exit 1; }
+meson compile -C build > /tmp/pergola-meson-compile.log 2>&1 ||
+  { cat /tmp/pergola-meson-compile.log; exit 1; }
 echo "    built: build/pergolad build/pergola build/libpergola.so build/pergola-mkraster"
 
 [ "$demo" = 1 ] || exit 0
