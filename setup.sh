@@ -6,6 +6,7 @@
 #      default config (conf/pergola.json), submits conf/examples/ndvi.json with the pergola
 #      CLI, shows the results, and stops the daemon.
 # Options: --no-demo (steps 1-2 only), --no-install (steps 2-3 only).
+# Environment: PERGOLA_NATIVE=0 to build without -march=native (for images).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -37,7 +38,9 @@ if [ "$install" = 1 ]; then
 fi
 
 echo "==> building (meson, ./build)"
-[ -f build/build.ninja ] || meson setup build --buildtype=release -Dnative_arch=true \
+# PERGOLA_NATIVE=0 builds for any x86-64 (images); the default tunes for this CPU.
+native=true; [ "${PERGOLA_NATIVE:-1}" = 1 ] || native=false
+[ -f build/build.ninja ] || meson setup build --buildtype=release -Dnative_arch=$native \
   > /tmp/pergola-meson-setup.log || { cat /tmp/pergola-meson-setup.log; exit 1; }
 meson compile -C build > /tmp/pergola-meson-compile.log 2>&1 ||
   { cat /tmp/pergola-meson-compile.log; exit 1; }
