@@ -300,9 +300,16 @@ static void slot_run(pg_task *t)
     }
     if (in != stack_in) free(in);
     slot_release_children(f, s);
-    /* Tell the parents; the one whose counter reaches zero runs next. */
-    for (int p = 0; p < s->nparents; p++) {
-        slot *ps = &f->slots[f->edges[s->parents_off + p]];
+    /* Tell the parents; the one whose counter reaches zero runs next.
+     * Once our last decrement is done another worker may finish the root
+     * and free the frame: nothing of it may be read after that, so the
+     * loop runs on locals (each parent index is read before its own
+     * decrement, while the frame is still held up by it). */
+    const int np = s->nparents;
+    slot *const slots = f->slots;
+    const int *const parents = f->edges + s->parents_off;
+    for (int p = 0; p < np; p++) {
+        slot *ps = &slots[parents[p]];
         if (atomic_fetch_sub(&ps->pending, 1) == 1) pg_schedule(&ps->task);
     }
 }

@@ -243,6 +243,10 @@ static void on_msg(void *ud, json_t *msg, int code, const char *detail, const vo
 {
     pg_session *s = ud;
     (void)data;
+    if (s->closing) { /* the rest of a read after we gave up on the stream */
+        json_decref(msg);
+        return;
+    }
     if (msg == NULL) {
         char m[300];
         snprintf(m, sizeof m, "%s: %.250s", code == PG_EBADJSON ? "not valid JSON" : "bad message",
@@ -259,14 +263,14 @@ static void on_msg(void *ud, json_t *msg, int code, const char *detail, const vo
 static void on_frame_error(void *ud, int code, const char *detail)
 {
     pg_session *s = ud;
+    if (s->closing) return;
+    if (pg_framer_current(s->fr)) { /* an attachment (its bytes are skipped) */
+        send_error(s, current_id(s), PG_EBADREQ, "this request takes no attachment ('bytes')");
+        return;
+    }
     char m[300];
-    const json_t *cur = pg_framer_current(s->fr);
-    if (cur) /* an attachment: requests take none */
-        snprintf(m, sizeof m, "%.250s (requests take no attachment)",
-                 detail ? detail : "too large");
-    else
-        snprintf(m, sizeof m, "%.250s (limits.max_request_bytes is %lld)",
-                 detail ? detail : "too large", (long long)s->srv->cfg->limits.max_request_bytes);
+    snprintf(m, sizeof m, "%.250s (limits.max_request_bytes is %lld)",
+             detail ? detail : "too large", (long long)s->srv->cfg->limits.max_request_bytes);
     send_error(s, current_id(s), code, m);
 }
 

@@ -49,9 +49,10 @@ static int load_bands(const pg_node *n, int count, pg_load_state *s, pg_error *e
         json_t *v = json_is_array(b) ? json_array_get(b, i) : b;
         json_int_t k = json_is_integer(v) ? json_integer_value(v) : 0;
         if (k < 1 || k > count)
-            return pg_error_set(err, PG_EPARAM, "param 'band': %s is not a band of this file "
-                                "(it has %d)", json_is_integer(v) ? "that number" : "a non-integer",
-                                count);
+            return pg_error_set(err, PG_EPARAM,
+                                "param 'band': %s is not a band of this file "
+                                "(it has %d)",
+                                json_is_integer(v) ? "that number" : "a non-integer", count);
         s->bands[i] = (int)k;
     }
     return 0;
@@ -66,10 +67,10 @@ static int load_plan(pg_node *n, const pg_plan_env *env, pg_error *err)
     if (rc) return rc;
     if (pg_file_identify(s->path, &s->id)) return pg_error_set(err, PG_ENOTFOUND, "file vanished");
     GDALDatasetH ds = pg_gdalio_open(s->path, &s->id, err);
-    if (ds == NULL) return PG_EFORMAT;
+    if (ds == NULL) return err->code; /* PG_EFORMAT, or PG_EPATH for a refused format */
     int count = GDALGetRasterCount(ds);
-    if (count < 1) return pg_error_set(err, PG_EFORMAT, "'%s' has no raster bands",
-                                       pg_param_str(n, "path"));
+    if (count < 1)
+        return pg_error_set(err, PG_EFORMAT, "'%s' has no raster bands", pg_param_str(n, "path"));
     if ((rc = load_bands(n, count, s, err))) return rc;
 
     pg_raster_info *ri = &n->info;
@@ -139,15 +140,19 @@ static int save_options(const pg_node *n, pg_save_state *s, pg_error *err)
         {
             char buf[64];
             const char *val;
-            if (json_is_string(v)) val = json_string_value(v);
+            if (json_is_string(v))
+                val = json_string_value(v);
             else if (json_is_integer(v))
                 snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v)), val = buf;
-            else if (json_is_real(v)) snprintf(buf, sizeof buf, "%.17g", json_real_value(v)), val = buf;
-            else if (json_is_boolean(v)) val = json_is_true(v) ? "YES" : "NO";
+            else if (json_is_real(v))
+                snprintf(buf, sizeof buf, "%.17g", json_real_value(v)), val = buf;
+            else if (json_is_boolean(v))
+                val = json_is_true(v) ? "YES" : "NO";
             else
                 return pg_error_set(err, PG_EPARAM,
                                     "param 'options': value of '%s' must be a string, number "
-                                    "or boolean", k);
+                                    "or boolean",
+                                    k);
             if (*k == '\0' || strchr(k, '=') != NULL)
                 return pg_error_set(err, PG_EPARAM, "param 'options': bad key '%s'", k);
             s->options = CSLSetNameValue(s->options, k, val);
@@ -213,8 +218,8 @@ static const pg_param_def load_params[] = {
 static const pg_param_def save_params[] = {
     {"path", PG_PARAM_STRING, true, NULL,
      "file to write, relative to the data root; missing directories are created", 0, 0},
-    {"format", PG_PARAM_STRING, false, "\"GTiff\"", "\"GTiff\" or \"COG\" (Cloud Optimized GeoTIFF)",
-     0, 0},
+    {"format", PG_PARAM_STRING, false, "\"GTiff\"",
+     "\"GTiff\" or \"COG\" (Cloud Optimized GeoTIFF)", 0, 0},
     {"options", PG_PARAM_JSON, false, NULL,
      "GDAL creation options: {\"COMPRESS\": \"DEFLATE\"} or [\"COMPRESS=DEFLATE\"]", 0, 0},
     {"type", PG_PARAM_CELLTYPE, false, NULL, "cell type to write (converted as GDAL does)", 0, 0},

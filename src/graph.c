@@ -265,6 +265,16 @@ static int pg__collect(pg__ctx *c)
     if (!json_is_object(c->graph))
         return pg__fail(c, -1, PG_EBADREQ, "graph must be a JSON object, got %s",
                         pg__json_kind(c->graph));
+    const char *gk;
+    json_t *gv;
+    json_object_foreach(c->graph, gk, gv)
+    {
+        if (strcmp(gk, "nodes") != 0 && strcmp(gk, "result") != 0 && strcmp(gk, "comment") != 0)
+            return pg__fail(c, -1, PG_EBADREQ,
+                            "graph: unknown key '%.100s' (a graph has 'nodes', 'result' and "
+                            "optionally 'comment')",
+                            gk);
+    }
     json_t *nodes = json_object_get(c->graph, "nodes");
     if (nodes == NULL)
         return pg__fail(c, -1, PG_EBADREQ, "graph: 'nodes' is required (an object of named nodes)");

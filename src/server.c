@@ -49,7 +49,8 @@ int pg_server_start_job(pg_server *srv, uint64_t sid, json_t *req, pg_error *err
                             "a job with this id is already running on this "
                             "connection");
     if (srv->njobs >= srv->cfg->limits.max_jobs)
-        return pg_error_set(err, PG_EBUSY, "%lld jobs are running, the limit (limits.max_jobs)",
+        return pg_error_set(err, PG_EBUSY,
+                            "the daemon is running %lld job(s), its limit (limits.max_jobs)",
                             (long long)srv->njobs);
     pg_jobent *e = calloc(1, sizeof *e);
     pg_job *job = e ? pg_job_new(sid, req, &srv->job_env) : NULL;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -53,9 +54,16 @@ int th_start(th_daemon *d, const char *const *extra)
     for (int i = 0; extra && extra[i] && n < 62; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
+        /* Die with the test process: Check forks each test and a failed
+         * assertion _exit()s it without any teardown, which must not leave
+         * a daemon behind. (Tied to the calling thread: call th_start from a
+         * thread that outlives the daemon, e.g. the test's main thread.) */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(127);
         int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) {
             dup2(fd, 2);
@@ -114,7 +122,7 @@ int th_stop(th_daemon *d)
 void th_cleanup(th_daemon *d)
 {
     if (d->root[0] == '\0') return;
-    char cmd[600];
+    char cmd[1024]; /* 3 * sizeof root + the rest */
     snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s.ready' '%s.log'", d->root, d->root, d->root);
     if (system(cmd) != 0) fprintf(stderr, "cleanup of %s failed\n", d->root);
 }

@@ -66,8 +66,8 @@ int pg_err_from_name(const char *name);
  * can be filled anywhere, including on a failing allocation path. */
 typedef struct pg_error {
     int code;
-    char node[64];
-    char message[256];
+    char node[256];
+    char message[512];
 } pg_error;
 
 #ifdef __cplusplus
