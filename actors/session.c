@@ -41,10 +41,16 @@ static pg_session *find_session(pg_server *srv, uint64_t id)
     return NULL;
 }
 
+static void session_close(pg_session *s, bool graceful);
+
 static void on_written(uv_write_t *req, int status)
 {
     wreq *w = (wreq *)req;
-    (void)status; /* a failed write surfaces as a read error and closes */
+    /* The client is gone (EPIPE, ECONNRESET): after it half-closed we no
+     * longer read, so a failed write is the only sign. Its jobs are now
+     * work for nobody: close, which cancels them. */
+    pg_session *s = req->handle->data;
+    if (status < 0 && status != UV_ECANCELED && s && !s->closing) session_close(s, false);
     free(w->line);
     free(w->data);
     free(w);

@@ -601,7 +601,22 @@ void pg_client_destroy(pg_client **cp)
 {
     if (cp == NULL || *cp == NULL) return;
     pg_client *c = *cp;
-    if (c->fd >= 0) close(c->fd);
+    if (c->fd >= 0) {
+        /* Runs still going would go on in the daemon for nobody (it cannot
+         * tell a closed client from one that only stopped sending): cancel
+         * them first, best effort, without waiting for the answers. */
+        for (size_t i = 0; i < c->nreqs; i++) {
+            const pg__req *r = c->reqs[i];
+            if (r->kind != PG__REQ_RUN || r->final) continue;
+            char line[96];
+            int n = snprintf(line, sizeof line,
+                             "{\"id\":\"pergola-destroy-%lld\",\"type\":\"cancel\",\"job\":%lld}\n",
+                             (long long)r->id, (long long)r->id);
+            if (n > 0 && (size_t)n < sizeof line)
+                (void)!send(c->fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
+        close(c->fd);
+    }
     for (size_t i = 0; i < c->nreqs; i++)
         pg__req_free(c->reqs[i]);
     free(c->reqs);
