@@ -20,8 +20,16 @@ enum { W_OPEN = 1, W_WRITE, W_CLOSE, W_COMMIT, W_ABORT };
 typedef struct wmsg {
     pg_msg base;
     int64_t k;
-    pg_tile *tile;
+    pg_tile *tile; /* NULL: tile K failed or was skipped (ERR says why) */
+    pg_error err;
 } wmsg;
+
+/* A tile that arrived before its turn. */
+typedef struct early {
+    int64_t k;
+    pg_tile *tile;
+    pg_error err;
+} early;
 
 struct pg_writer {
     pg_actor actor; /* first */
@@ -35,6 +43,20 @@ struct pg_writer {
     char tmp[4096];   /* where tiles are written */
     char final[4096]; /* what COMMIT renames (== tmp, or the COG copy) */
     GDALDatasetH ds;
+    /* Whole blocks of the file's type can be written straight to the file
+     * (GDALWriteBlock) instead of through GDAL's block cache, whose fresh
+     * blocks cost a page fault per 4 KiB: GTiff only, one band or band
+     * interleaved, so that a band's block stands alone. */
+    bool direct;
+    int block_w, block_h;
+    pg_celltype file_type;
+    void *block; /* one block of the file's type: padding edge tiles, converting */
+    /* Tiles are written in tile order, whatever order they are computed
+     * in, so the file's bytes (block offsets included) do not depend on the
+     * number of workers. At most the job's in-flight tiles wait here. */
+    int64_t next_k;
+    early *early;
+    int nearly, capearly;
     pg_error err; /* the first failure; later writes are dropped */
 };
 
@@ -71,6 +93,7 @@ static int w_open(pg_writer *w)
         opt = CSLSetNameValue(opt, "BLOCKYSIZE", bh);
     }
     opt = CSLSetNameValue(opt, "BIGTIFF", "IF_SAFER");
+    if (ri->bands > 1) opt = CSLSetNameValue(opt, "INTERLEAVE", "BAND");
     if (ri->type == PG_I8) opt = CSLSetNameValue(opt, "PIXELTYPE", "SIGNEDBYTE");
     /* For a COG the user's options are the COG driver's, applied on copy. */
     if (strcmp(w->st->format, "GTiff") == 0)
@@ -90,25 +113,107 @@ static int w_open(pg_writer *w)
     if (ri->has_nodata)
         for (int b = 1; b <= ri->bands; b++)
             GDALSetRasterNoDataValue(GDALGetRasterBand(w->ds, b), ri->nodata);
+    GDALGetBlockSize(GDALGetRasterBand(w->ds, 1), &w->block_w, &w->block_h);
+    const char *il = GDALGetMetadataItem(w->ds, "INTERLEAVE", "IMAGE_STRUCTURE");
+    w->file_type = ri->type;
+    /* Direct block writes need tiles that are the file's blocks (the job's
+     * tiling: 16-multiples or whole strips) and bands stored apart. */
+    w->direct = (ri->bands == 1 || (il != NULL && strcmp(il, "BAND") == 0)) &&
+                w->block_w == w->tiling.tile_w && w->block_h == w->tiling.tile_h;
+    if (w->direct) {
+        w->block = malloc((size_t)w->block_w * (size_t)w->block_h * pg_celltype_size(ri->type));
+        if (w->block == NULL) w->direct = false;
+    }
     return 0;
 }
 
-static void w_write(pg_writer *w, int64_t k, pg_tile *t)
+/* Writes T as whole blocks with GDALWriteBlock: straight to the file, past
+ * GDAL's block cache (whose fresh blocks cost a page fault per 4 KiB, and
+ * whose flushes would come in an order set by other threads). A tile that
+ * is not one whole block of the file's type (an edge tile, or one to
+ * convert) goes through W->block, padded with nodata. */
+static CPLErr w_write_blocks(pg_writer *w, const pg_tile *t)
 {
-    pg_error e = {0};
-    if (w->err.code == 0 && w->ds) {
+    const pg_raster_info *ri = &w->node->info;
+    size_t cs = pg_celltype_size(t->type), fcs = pg_celltype_size(w->file_type);
+    size_t plane = cs * (size_t)t->win.w * (size_t)t->win.h;
+    int bx = (int)(t->win.x / w->block_w), by = (int)(t->win.y / w->block_h);
+    bool whole = t->win.w == w->block_w && t->win.h == w->block_h && t->type == w->file_type;
+    for (int b = 0; b < t->bands; b++) {
+        const char *src = (const char *)t->data + plane * (size_t)b;
+        if (!whole) {
+            double fill = ri->has_nodata ? ri->nodata : 0;
+            size_t n = (size_t)w->block_w * (size_t)w->block_h;
+            GDALCopyWords64(&fill, GDT_Float64, 0, w->block, pg_celltype_to_gdal(w->file_type),
+                            (int)fcs, (GPtrDiff_t)n);
+            for (int64_t y = 0; y < t->win.h; y++)
+                GDALCopyWords64(src + (size_t)y * (size_t)t->win.w * cs,
+                                pg_celltype_to_gdal(t->type), (int)cs,
+                                (char *)w->block + (size_t)y * (size_t)w->block_w * fcs,
+                                pg_celltype_to_gdal(w->file_type), (int)fcs, (GPtrDiff_t)t->win.w);
+            src = w->block;
+        }
+        CPLErr rc = GDALWriteBlock(GDALGetRasterBand(w->ds, b + 1), bx, by, (void *)src);
+        if (rc != CE_None) return rc;
+    }
+    return CE_None;
+}
+
+/* Tile K's turn has come: write it (unless something failed), answer. */
+static void w_write_now(pg_writer *w, int64_t k, pg_tile *t, const pg_error *terr)
+{
+    if (w->err.code == 0 && w->ds && t != NULL && terr->code == 0) {
         size_t cs = pg_celltype_size(t->type);
         CPLErrorReset();
-        CPLErr rc = GDALDatasetRasterIOEx(
-            w->ds, GF_Write, (int)t->win.x, (int)t->win.y, (int)t->win.w, (int)t->win.h, t->data,
-            (int)t->win.w, (int)t->win.h, pg_celltype_to_gdal(t->type), t->bands, NULL,
-            (GSpacing)cs, (GSpacing)(cs * (size_t)t->win.w),
-            (GSpacing)(cs * (size_t)t->win.w * (size_t)t->win.h), NULL);
+        CPLErr rc;
+        if (w->direct)
+            rc = w_write_blocks(w, t);
+        else
+            rc = GDALDatasetRasterIOEx(w->ds, GF_Write, (int)t->win.x, (int)t->win.y, (int)t->win.w,
+                                       (int)t->win.h, t->data, (int)t->win.w, (int)t->win.h,
+                                       pg_celltype_to_gdal(t->type), t->bands, NULL, (GSpacing)cs,
+                                       (GSpacing)(cs * (size_t)t->win.w),
+                                       (GSpacing)(cs * (size_t)t->win.w * (size_t)t->win.h), NULL);
         if (rc != CE_None) w_fail(w, PG_EIO, "writing");
     }
-    if (w->err.code) e = w->err;
+    pg_error e = {0};
+    if (terr->code)
+        e = *terr;
+    else if (w->err.code)
+        e = w->err;
     pg_tile_unref(&t);
     pg_job_send(w->job, PG_JOB_TILE_DONE, w->sweep, k, &e);
+}
+
+static void w_write(pg_writer *w, int64_t k, pg_tile *t, const pg_error *terr)
+{
+    if (k != w->next_k) {
+        if (w->nearly == w->capearly) {
+            int cap = w->capearly ? 2 * w->capearly : 16;
+            early *e = realloc(w->early, sizeof *e * (size_t)cap);
+            if (e == NULL) { /* cannot wait: write out of order, correct all the same */
+                w_write_now(w, k, t, terr);
+                return;
+            }
+            w->early = e;
+            w->capearly = cap;
+        }
+        w->early[w->nearly++] = (early){k, t, *terr};
+        return;
+    }
+    w_write_now(w, k, t, terr);
+    w->next_k++;
+    for (int i = 0; i < w->nearly;) {
+        if (w->early[i].k != w->next_k) {
+            i++;
+            continue;
+        }
+        early e = w->early[i];
+        w->early[i] = w->early[--w->nearly];
+        w_write_now(w, e.k, e.tile, &e.err);
+        w->next_k++;
+        i = 0;
+    }
 }
 
 static int w_close(pg_writer *w)
@@ -172,7 +277,7 @@ static void w_behave(pg_actor *self, pg_msg *m)
         w_open(w);
         break;
     case W_WRITE:
-        w_write(w, wm->k, wm->tile);
+        w_write(w, wm->k, wm->tile, &wm->err);
         break;
     case W_CLOSE:
         w_close(w);
@@ -202,6 +307,10 @@ static void w_free(pg_actor *a)
 {
     pg_writer *w = (pg_writer *)a;
     w_discard(w); /* only does something if the job never ended us */
+    for (int i = 0; i < w->nearly; i++)
+        pg_tile_unref(&w->early[i].tile);
+    free(w->early);
+    free(w->block);
     free(w);
 }
 
@@ -225,7 +334,7 @@ pg_writer *pg_writer_new(pg_actor *job, int sweep, const pg_node *node, const pg
     return w;
 }
 
-static void w_send(pg_writer *w, int type, int64_t k, pg_tile *t)
+static void w_send(pg_writer *w, int type, int64_t k, pg_tile *t, const pg_error *err)
 {
     wmsg *m = calloc(1, sizeof *m);
     if (m == NULL) {
@@ -235,32 +344,33 @@ static void w_send(pg_writer *w, int type, int64_t k, pg_tile *t)
     m->base.type = type;
     m->k = k;
     m->tile = t;
+    if (err) m->err = *err;
     pg_actor_send(&w->actor, &m->base);
 }
 
 void pg_writer_open(pg_writer *w)
 {
-    w_send(w, W_OPEN, 0, NULL);
+    w_send(w, W_OPEN, 0, NULL, NULL);
 }
 
-void pg_writer_write(pg_writer *w, int64_t k, pg_tile *tile)
+void pg_writer_write(pg_writer *w, int64_t k, pg_tile *tile, const pg_error *err)
 {
-    w_send(w, W_WRITE, k, tile);
+    w_send(w, W_WRITE, k, tile, err);
 }
 
 void pg_writer_close(pg_writer *w)
 {
-    w_send(w, W_CLOSE, 0, NULL);
+    w_send(w, W_CLOSE, 0, NULL, NULL);
 }
 
 void pg_writer_commit(pg_writer *w)
 {
-    w_send(w, W_COMMIT, 0, NULL);
+    w_send(w, W_COMMIT, 0, NULL, NULL);
 }
 
 void pg_writer_abort(pg_writer *w)
 {
-    w_send(w, W_ABORT, 0, NULL);
+    w_send(w, W_ABORT, 0, NULL, NULL);
 }
 
 void pg_writer_release(pg_writer **wp)

@@ -29,7 +29,10 @@ pg_writer *pg_writer_new(pg_actor *job, int sweep, const pg_node *node, const pg
                          uint64_t job_seq);
 /* Messages (each takes ownership of what it carries). */
 void pg_writer_open(pg_writer *w);
-void pg_writer_write(pg_writer *w, int64_t k, pg_tile *tile); /* steals TILE */
+/* Tile K of the sweep: TILE (stolen) to write, or NULL with ERR saying why
+ * it has no data (failed, cancelled). Every tile index the job starts must
+ * come here exactly once: tiles are written in index order. */
+void pg_writer_write(pg_writer *w, int64_t k, pg_tile *tile, const pg_error *err);
 void pg_writer_close(pg_writer *w);
 void pg_writer_commit(pg_writer *w);
 void pg_writer_abort(pg_writer *w);

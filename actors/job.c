@@ -205,6 +205,22 @@ static void frame_fail(frame *f, const pg_error *e, const pg_node *node)
     }
 }
 
+/* Tile F->k is over without data to write (or after its partial/copy):
+ * tell the job, through the writer for a save sweep, which must see every
+ * tile index to keep its order. Frees F. */
+static void frame_report(frame *f, const pg_error *err)
+{
+    pg_job *j = f->job;
+    sweep *sw = f->sw;
+    int swi = f->swi;
+    int64_t k = f->k;
+    frame_free(f);
+    if (sw->kind == SW_SAVE)
+        pg_writer_write(sw->writer, k, NULL, err);
+    else
+        pg_job_send(&j->actor, PG_JOB_TILE_DONE, swi, k, err);
+}
+
 /* The root slot is done: hand the tile on, then tell the job. */
 static void frame_done(frame *f, slot *root, pg_tile **in)
 {
@@ -214,7 +230,7 @@ static void frame_done(frame *f, slot *root, pg_tile **in)
         pg_error e = {0};
         if (sw->kind == SW_SAVE) {
             /* The writer answers the job with TILE_DONE once it has written. */
-            pg_writer_write(sw->writer, f->k, pg_tile_ref(in[0]));
+            pg_writer_write(sw->writer, f->k, pg_tile_ref(in[0]), &e);
             frame_free(f);
             return;
         }
@@ -239,10 +255,7 @@ static void frame_done(frame *f, slot *root, pg_tile **in)
     }
     pg_error err = {0};
     if (atomic_load(&f->failed)) err = f->err;
-    int swi = f->swi;
-    int64_t k = f->k;
-    frame_free(f);
-    pg_job_send(&j->actor, PG_JOB_TILE_DONE, swi, k, &err);
+    frame_report(f, &err);
 }
 
 static void slot_release_children(frame *f, slot *s)
@@ -325,8 +338,8 @@ static void frame_start(frame *f)
         pg_error e;
         pg_error_set(&e, PG_ENOMEM, "out of memory");
         frame_fail(f, &e, f->slots[0].node);
-        pg_job_send(&f->job->actor, PG_JOB_TILE_DONE, f->swi, f->k, &f->err);
-        frame_free(f);
+        pg_error copy = f->err;
+        frame_report(f, &copy);
         return;
     }
     for (int s = 0; s < f->nslots; s++)
@@ -575,7 +588,12 @@ static size_t sweep_reserve(pg_job *j, int swi)
 static void choose_tiling(const pg_job *j, const pg_raster_info *ri, pg_tiling *t)
 {
     int64_t tw = j->env.plan.tile_w, th = j->env.plan.tile_h;
-    if (ri->block_w == ri->width && ri->block_h > 0 && ri->width > tw) {
+    if (ri->block_w == ri->block_h && ri->block_w % 16 == 0 && ri->block_w >= 64 &&
+        ri->block_w <= 1024 && ri->block_w < ri->width) {
+        /* A tiled source (a COG, a tiled GeoTIFF): tiles are its blocks, so
+         * each is read whole, straight from the file. */
+        tw = th = ri->block_w;
+    } else if (ri->block_w == ri->width && ri->block_h > 0 && ri->width > tw) {
         int64_t rows = (tw * th) / ri->width;
         rows = rows / ri->block_h * ri->block_h;
         th = rows < ri->block_h ? ri->block_h : rows;

@@ -63,7 +63,11 @@ static void pg__mom_merge(pg__mom *a, const pg__mom *b)
 }
 
 /* Two passes over N cells of type T: count, sum, min, max, then the mean
- * and M2 around it. VALID(v) decides which cells count. */
+ * and M2 around it. VALID(v) decides which cells count. A plain running sum
+ * in cell order: about 100 us per 256x256 f32 tile here, small next to
+ * decoding that tile; lane-split accumulators measured only 20% faster
+ * without AVX (the masking and the float -> double conversion dominate),
+ * not worth a less obvious summation order. */
 #define PG__MOMENTS(NAME, T, VALID)                                                                \
     static void NAME(const void *data_, size_t n, bool mask, double mask_value, pg__mom *m)        \
     {                                                                                              \
@@ -77,8 +81,8 @@ static void pg__mom_merge(pg__mom *a, const pg__mom *b)
             const double d = (double)v;                                                            \
             count++;                                                                               \
             sum += d;                                                                              \
-            if (d < mn) mn = d;                                                                    \
-            if (d > mx) mx = d;                                                                    \
+            mn = d < mn ? d : mn;                                                                  \
+            mx = d > mx ? d : mx;                                                                  \
         }                                                                                          \
         memset(m, 0, sizeof *m);                                                                   \
         if (count == 0) return;                                                                    \

@@ -44,12 +44,15 @@
  * COMPUTE. A tile is processed as one flat array (all its args have the
  * same window and bands) in chunks of PG__CHUNK cells, so that the
  * accumulator and converted operands stay in L1. An arg already in the work
- * type is read in place; others are converted with GDALCopyWords64 (i8 by
- * hand: GDAL 3.6 has no signed byte type). The kernels are typed loops
- * written as fixed-size inner blocks, which GCC vectorises even at -O2 (its
- * "very cheap" cost model refuses loops with a scalar epilogue). Nodata work
+ * type is read in place; others are converted by typed loops (see the
+ * conversion section for why not GDALCopyWords64). The kernels are typed
+ * loops written as fixed-size inner blocks, which GCC vectorises even at -O2
+ * (its "very cheap" cost model refuses loops with a scalar epilogue); n-ary
+ * chains take two operands per pass over the accumulator. Nodata work
  * happens only when an arg has a nodata value (a byte mask per chunk) or the
- * output has one (a final pass turning non-finite results into nodata).
+ * output has one: non-finite results become nodata, fused into the last
+ * kernel when the nodata value is NaN and no arg has a mask (the common
+ * float case costs nothing extra), else in a final pass.
  */
 #include "graph.h"
 #include "ops/registry.h"
@@ -57,15 +60,15 @@
 #include "util.h"
 
 #include <float.h>
-#include <gdal.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Cells per chunk: three work-type buffers of 8 KiB (f64) plus a mask fit in
- * L1 with room for the streamed inputs, and the stack frame stays small. */
+/* Cells per chunk: the accumulator and up to three converted operands are
+ * 4 KiB each in f32 (8 KiB in f64), so a chunk's working set stays in L1/L2
+ * while the inputs stream through, and the stack frame stays small (37 KiB). */
 #define PG__CHUNK 1024
 /* Inner block of the kernels: a compile-time trip count. */
 #define PG__VB 16
@@ -121,20 +124,20 @@ static inline double pg__to_f64(double s)
 #define PG__OP_MUL(x, y) ((x) * (y))
 #define PG__OP_DIV(x, y) ((x) / (y))
 
-#define PG__KERNELS(W, T, OPN, OP)                                                                 \
+#define PG__KERNELS(W, T, OPN, OP, POST)                                                           \
     static void pg__##W##_##OPN##_vv(void *restrict d_, const void *restrict a_,                   \
                                      const void *restrict b_, size_t n)                            \
     {                                                                                              \
         T *restrict d = d_;                                                                        \
         const T *restrict a = a_;                                                                  \
         const T *restrict b = b_;                                                                  \
-        PG__LOOP(n, d[i] = OP(a[i], b[i]););                                                       \
+        PG__LOOP(n, const T r = OP(a[i], b[i]); d[i] = POST(r););                                  \
     }                                                                                              \
     static void pg__##W##_##OPN##_acc(void *restrict d_, const void *restrict b_, size_t n)        \
     {                                                                                              \
         T *restrict d = d_;                                                                        \
         const T *restrict b = b_;                                                                  \
-        PG__LOOP(n, d[i] = OP(d[i], b[i]););                                                       \
+        PG__LOOP(n, const T r = OP(d[i], b[i]); d[i] = POST(r););                                  \
     }                                                                                              \
     static void pg__##W##_##OPN##_vs(void *restrict d_, const void *restrict a_, double s_,        \
                                      size_t n)                                                     \
@@ -142,7 +145,7 @@ static inline double pg__to_f64(double s)
         T *restrict d = d_;                                                                        \
         const T *restrict a = a_;                                                                  \
         const T s = pg__to_##W(s_);                                                                \
-        PG__LOOP(n, d[i] = OP(a[i], s););                                                          \
+        PG__LOOP(n, const T r = OP(a[i], s); d[i] = POST(r););                                     \
     }                                                                                              \
     static void pg__##W##_##OPN##_sv(void *restrict d_, double s_, const void *restrict a_,        \
                                      size_t n)                                                     \
@@ -150,26 +153,56 @@ static inline double pg__to_f64(double s)
         T *restrict d = d_;                                                                        \
         const T *restrict a = a_;                                                                  \
         const T s = pg__to_##W(s_);                                                                \
-        PG__LOOP(n, d[i] = OP(s, a[i]););                                                          \
+        PG__LOOP(n, const T r = OP(s, a[i]); d[i] = POST(r););                                     \
     }                                                                                              \
     static void pg__##W##_##OPN##_accs(void *restrict d_, double s_, size_t n)                     \
     {                                                                                              \
         T *restrict d = d_;                                                                        \
         const T s = pg__to_##W(s_);                                                                \
-        PG__LOOP(n, d[i] = OP(d[i], s););                                                          \
+        PG__LOOP(n, const T r = OP(d[i], s); d[i] = POST(r););                                     \
+    }                                                                                              \
+    static void pg__##W##_##OPN##_vvv(void *restrict d_, const void *restrict a_,                  \
+                                      const void *restrict b_, const void *restrict c_, size_t n)  \
+    {                                                                                              \
+        T *restrict d = d_;                                                                        \
+        const T *restrict a = a_;                                                                  \
+        const T *restrict b = b_;                                                                  \
+        const T *restrict c = c_;                                                                  \
+        PG__LOOP(n, const T r = OP(OP(a[i], b[i]), c[i]); d[i] = POST(r););                        \
+    }                                                                                              \
+    static void pg__##W##_##OPN##_acc2(void *restrict d_, const void *restrict b_,                 \
+                                       const void *restrict c_, size_t n)                          \
+    {                                                                                              \
+        T *restrict d = d_;                                                                        \
+        const T *restrict b = b_;                                                                  \
+        const T *restrict c = c_;                                                                  \
+        PG__LOOP(n, const T r = OP(OP(d[i], b[i]), c[i]); d[i] = POST(r););                        \
     }
 
-PG__KERNELS(i32, int32_t, add, PG__OP_ADD)
-PG__KERNELS(i32, int32_t, sub, PG__OP_SUB)
-PG__KERNELS(i32, int32_t, mul, PG__OP_MUL)
-PG__KERNELS(f32, float, add, PG__OP_ADD)
-PG__KERNELS(f32, float, sub, PG__OP_SUB)
-PG__KERNELS(f32, float, mul, PG__OP_MUL)
-PG__KERNELS(f32, float, div, PG__OP_DIV)
-PG__KERNELS(f64, double, add, PG__OP_ADD)
-PG__KERNELS(f64, double, sub, PG__OP_SUB)
-PG__KERNELS(f64, double, mul, PG__OP_MUL)
-PG__KERNELS(f64, double, div, PG__OP_DIV)
+/* POST: nothing, or (the "n" variants, float work types) the NaN fix-up
+ * below fused into the last step of a chain, saving a pass. */
+#define PG__ID(r) (r)
+#define PG__NANFIX(r) ((r) * (((r) - (r)) + 1))
+
+PG__KERNELS(i32, int32_t, add, PG__OP_ADD, PG__ID)
+PG__KERNELS(i32, int32_t, sub, PG__OP_SUB, PG__ID)
+PG__KERNELS(i32, int32_t, mul, PG__OP_MUL, PG__ID)
+PG__KERNELS(f32, float, add, PG__OP_ADD, PG__ID)
+PG__KERNELS(f32, float, sub, PG__OP_SUB, PG__ID)
+PG__KERNELS(f32, float, mul, PG__OP_MUL, PG__ID)
+PG__KERNELS(f32, float, div, PG__OP_DIV, PG__ID)
+PG__KERNELS(f64, double, add, PG__OP_ADD, PG__ID)
+PG__KERNELS(f64, double, sub, PG__OP_SUB, PG__ID)
+PG__KERNELS(f64, double, mul, PG__OP_MUL, PG__ID)
+PG__KERNELS(f64, double, div, PG__OP_DIV, PG__ID)
+PG__KERNELS(f32, float, addn, PG__OP_ADD, PG__NANFIX)
+PG__KERNELS(f32, float, subn, PG__OP_SUB, PG__NANFIX)
+PG__KERNELS(f32, float, muln, PG__OP_MUL, PG__NANFIX)
+PG__KERNELS(f32, float, divn, PG__OP_DIV, PG__NANFIX)
+PG__KERNELS(f64, double, addn, PG__OP_ADD, PG__NANFIX)
+PG__KERNELS(f64, double, subn, PG__OP_SUB, PG__NANFIX)
+PG__KERNELS(f64, double, muln, PG__OP_MUL, PG__NANFIX)
+PG__KERNELS(f64, double, divn, PG__OP_DIV, PG__NANFIX)
 
 typedef struct pg__kern {
     void (*vv)(void *restrict, const void *restrict, const void *restrict, size_t);
@@ -177,12 +210,17 @@ typedef struct pg__kern {
     void (*vs)(void *restrict, const void *restrict, double, size_t);
     void (*sv)(void *restrict, double, const void *restrict, size_t);
     void (*accs)(void *restrict, double, size_t);
+    /* n-ary chains, two steps per pass over the accumulator (same order,
+     * same rounding as two passes) */
+    void (*vvv)(void *restrict, const void *restrict, const void *restrict, const void *restrict,
+                size_t);
+    void (*acc2)(void *restrict, const void *restrict, const void *restrict, size_t);
 } pg__kern;
 
 #define PG__KERN(W, OPN)                                                                           \
     {                                                                                              \
         pg__##W##_##OPN##_vv, pg__##W##_##OPN##_acc, pg__##W##_##OPN##_vs, pg__##W##_##OPN##_sv,   \
-            pg__##W##_##OPN##_accs                                                                 \
+            pg__##W##_##OPN##_accs, pg__##W##_##OPN##_vvv, pg__##W##_##OPN##_acc2                  \
     }
 
 /* [work: 0 i32, 1 f32, 2 f64][op]; i32 has no divide (divide is never i32). */
@@ -190,6 +228,11 @@ static const pg__kern pg__kerns[3][4] = {
     {PG__KERN(i32, add), PG__KERN(i32, sub), PG__KERN(i32, mul), {0}},
     {PG__KERN(f32, add), PG__KERN(f32, sub), PG__KERN(f32, mul), PG__KERN(f32, div)},
     {PG__KERN(f64, add), PG__KERN(f64, sub), PG__KERN(f64, mul), PG__KERN(f64, div)},
+};
+/* The same with the NaN fix-up fused: [0 f32, 1 f64][op]. */
+static const pg__kern pg__kerns_nan[2][4] = {
+    {PG__KERN(f32, addn), PG__KERN(f32, subn), PG__KERN(f32, muln), PG__KERN(f32, divn)},
+    {PG__KERN(f64, addn), PG__KERN(f64, subn), PG__KERN(f64, muln), PG__KERN(f64, divn)},
 };
 
 static int pg__work_index(pg_celltype w)
@@ -227,22 +270,27 @@ static const pg__maskfn pg__maskfns[PG_CELLTYPE_COUNT] = {
  * In place, when the output type is the work type: non-finite (float) or
  * masked cells become nodata. */
 
-#define PG__FIXFLOAT(W, T, MAXV)                                                                   \
+/* v - v is +0 for a finite v and NaN for inf or NaN (this needs IEEE
+ * semantics: no -ffast-math, which would break NaN nodata everywhere). So
+ * when the nodata value is NaN, v * ((v - v) + 1) is v itself (-0.0 kept)
+ * or NaN, with no compare and no blend (PG__NANFIX, fused into the last
+ * kernel of a chain). Other nodata values need the compare and blend. */
+#define PG__FIXFLOAT(W, T)                                                                         \
     static void pg__fix_##W(void *restrict d_, double nd_, size_t n)                               \
     {                                                                                              \
         T *restrict d = d_;                                                                        \
         const T nd = (T)nd_;                                                                       \
-        PG__LOOP(n, T v = d[i]; d[i] = v;);                   \
+        PG__LOOP(n, const T v = d[i]; d[i] = (v - v == (T)0) ? v : nd;);                           \
     }                                                                                              \
     static void pg__fixm_##W(void *restrict d_, const uint8_t *restrict bad, double nd_, size_t n) \
     {                                                                                              \
         T *restrict d = d_;                                                                        \
         const T nd = (T)nd_;                                                                       \
-        PG__LOOP(n, T v = d[i]; d[i] = (!bad[i] && v >= -(MAXV) && v <= (MAXV)) ? v : nd;);        \
+        PG__LOOP(n, const T v = d[i]; d[i] = (!bad[i] && v - v == (T)0) ? v : nd;);                \
     }
 
-PG__FIXFLOAT(f32, float, FLT_MAX)
-PG__FIXFLOAT(f64, double, DBL_MAX)
+PG__FIXFLOAT(f32, float)
+PG__FIXFLOAT(f64, double)
 
 static void pg__fixm_i32(void *restrict d_, const uint8_t *restrict bad, double nd_, size_t n)
 {
@@ -303,35 +351,50 @@ typedef void (*pg__finfn)(void *restrict, const void *restrict, const uint8_t *r
 static const pg__finfn pg__finfns[3][PG_CELLTYPE_COUNT] = {PG__FINROW(i32), PG__FINROW(f32),
                                                            PG__FINROW(f64)};
 
-/* ---- conversion of an arg's chunk to the work type ---- */
+/* ---- conversion of an arg's chunk to the work type ----
+ * Always a widening, exact conversion (or u32/i32 -> f32, which the type
+ * rules allow and which rounds to nearest). Written here rather than with
+ * GDALCopyWords64: measured on 1024-cell chunks, GDAL 3.6's conversions are
+ * as fast only for u8/u16 -> f32 (its SSE2 special cases) and 3 to 8 times
+ * slower from i16, u32, i32 and f32 (5 us vs 45 us per 64K cells for
+ * i16 -> i32); and GDAL 3.6 has no signed byte type at all. Only the
+ * conversions the type rules can ask for exist (NULL elsewhere). */
 
-#define PG__I8TO(W, T)                                                                             \
-    static void pg__i8_to_##W(void *restrict d_, const void *restrict s_, size_t n)                \
+#define PG__CONV(S, ST, W, WT)                                                                     \
+    static void pg__conv_##S##_##W(void *restrict d_, const void *restrict s_, size_t n)           \
     {                                                                                              \
-        T *restrict d = d_;                                                                        \
-        const int8_t *restrict s = s_;                                                             \
-        PG__LOOP(n, d[i] = (T)s[i];);                                                              \
+        WT *restrict d = d_;                                                                       \
+        const ST *restrict s = s_;                                                                 \
+        PG__LOOP(n, d[i] = (WT)s[i];);                                                             \
     }
-PG__I8TO(i32, int32_t)
-PG__I8TO(f32, float)
-PG__I8TO(f64, double)
+#define PG__CONV_SMALL(S, ST)                                                                      \
+    PG__CONV(S, ST, i32, int32_t) PG__CONV(S, ST, f32, float) PG__CONV(S, ST, f64, double)
+PG__CONV_SMALL(u8, uint8_t)
+PG__CONV_SMALL(i8, int8_t)
+PG__CONV_SMALL(u16, uint16_t)
+PG__CONV_SMALL(i16, int16_t)
+PG__CONV(u32, uint32_t, f32, float)
+PG__CONV(u32, uint32_t, f64, double)
+PG__CONV(i32, int32_t, f32, float)
+PG__CONV(i32, int32_t, f64, double)
+PG__CONV(f32, float, f64, double)
 
-static void pg__convert(void *dst, pg_celltype work, const void *src, pg_celltype from, size_t n)
-{
-    if (from == PG_I8) {
-        /* GDAL 3.6 would read GDT_Byte as unsigned. */
-        if (work == PG_I32)
-            pg__i8_to_i32(dst, src, n);
-        else if (work == PG_F32)
-            pg__i8_to_f32(dst, src, n);
-        else
-            pg__i8_to_f64(dst, src, n);
-        return;
+typedef void (*pg__convfn)(void *restrict, const void *restrict, size_t);
+#define PG__CONVROW(S)                                                                             \
+    {                                                                                              \
+        pg__conv_##S##_i32, pg__conv_##S##_f32, pg__conv_##S##_f64                                 \
     }
-    GDALCopyWords64(src, (GDALDataType)pg_celltype_to_gdal(from), (int)pg_celltype_size(from), dst,
-                    (GDALDataType)pg_celltype_to_gdal(work), (int)pg_celltype_size(work),
-                    (GPtrDiff_t)n);
-}
+/* [source type][work: 0 i32, 1 f32, 2 f64] */
+static const pg__convfn pg__convfns[PG_CELLTYPE_COUNT][3] = {
+    [PG_U8] = PG__CONVROW(u8),
+    [PG_I8] = PG__CONVROW(i8),
+    [PG_U16] = PG__CONVROW(u16),
+    [PG_I16] = PG__CONVROW(i16),
+    [PG_U32] = {NULL, pg__conv_u32_f32, pg__conv_u32_f64},
+    [PG_I32] = {NULL, pg__conv_i32_f32, pg__conv_i32_f64},
+    [PG_F32] = {NULL, NULL, pg__conv_f32_f64},
+    [PG_F64] = {NULL, NULL, NULL},
+};
 
 /* ---- plan ---- */
 
@@ -347,12 +410,15 @@ typedef struct pg__lplan {
     pg_celltype work, out;
     bool direct;    /* out == work: the accumulator is the output tile */
     bool fix;       /* direct, float work: non-finite -> nodata */
+    bool fused;     /* fix done by the last kernel (nodata NaN, no mask) */
     bool any_mask;  /* some arg has a mask */
     pg__fin fin;    /* !direct */
     double nd;      /* output nodata (when it has one) */
     double konst;   /* add/multiply: the folded number args */
     bool has_konst; /* add/multiply: there are number args */
     int nargs;
+    int nras;        /* raster args ... */
+    int *ras;        /* ... their indices, in order (points into this block) */
     pg__larg args[]; /* nargs */
 } pg__lplan;
 
@@ -547,8 +613,10 @@ static int pg__local_plan(pg_node *n, pg__opk op, pg_error *err)
         nd = fi->has_nodata && pg_celltype_holds(out, fi->nodata) ? fi->nodata
                                                                   : pg_celltype_default_nodata(out);
 
-    pg__lplan *p = calloc(1, sizeof *p + (size_t)n->nargs * sizeof p->args[0]);
+    /* One block (free_state is a plain free): the struct, args[], ras[]. */
+    pg__lplan *p = calloc(1, sizeof *p + (size_t)n->nargs * (sizeof p->args[0] + sizeof(int)));
     if (p == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
+    p->ras = (int *)(void *)&p->args[n->nargs];
     p->op = op;
     p->work = work;
     p->out = out;
@@ -562,6 +630,12 @@ static int pg__local_plan(pg_node *n, pg__opk op, pg_error *err)
         const pg_node *r = n->args[a].ref;
         pg__larg *la = &p->args[a];
         if (r == NULL) continue;
+        if (r->info.type != work && pg__convfns[r->info.type][pg__work_index(work)] == NULL) {
+            free(p);
+            return pg_error_set(err, PG_EINTERNAL, "%s: no conversion from %s to %s", name,
+                                pg_celltype_name(r->info.type), pg_celltype_name(work));
+        }
+        p->ras[p->nras++] = a;
         la->raster = true;
         la->type = r->info.type;
         if (!r->info.has_nodata || isnan(r->info.nodata)) continue; /* NaN propagates by itself */
@@ -579,6 +653,7 @@ static int pg__local_plan(pg_node *n, pg__opk op, pg_error *err)
         }
         p->any_mask |= la->mask;
     }
+    p->fused = p->fix && !p->any_mask && isnan(nd);
     if (!p->direct) {
         p->fin.lo = range_check ? INT32_MIN : -DBL_MAX;
         p->fin.hi = range_check ? INT32_MAX : DBL_MAX;
@@ -637,7 +712,7 @@ static const void *pg__operand(const pg__lplan *p, int a, pg_tile *const *in, si
     pg_celltype t = p->args[a].type;
     const char *src = (const char *)in[a]->data + off * pg_celltype_size(t);
     if (t == p->work) return src;
-    pg__convert(buf, p->work, src, t, len);
+    pg__convfns[t][pg__work_index(p->work)](buf, src, len);
     return buf;
 }
 
@@ -658,10 +733,12 @@ static int pg__local_compute(const pg_node *n, pg_tile *out, pg_tile *const *in,
     }
 
     const pg__kern *k = &pg__kerns[pg__work_index(p->work)][p->op];
+    const pg__kern *kl = p->fused ? &pg__kerns_nan[p->work == PG_F32 ? 0 : 1][p->op] : k;
     const size_t osize = pg_celltype_size(p->out);
     _Alignas(64) unsigned char accbuf[PG__CHUNK * sizeof(double)];
     _Alignas(64) unsigned char buf0[PG__CHUNK * sizeof(double)];
     _Alignas(64) unsigned char buf1[PG__CHUNK * sizeof(double)];
+    _Alignas(64) unsigned char buf2[PG__CHUNK * sizeof(double)];
     _Alignas(64) uint8_t bad[PG__CHUNK];
 
     for (size_t off = 0; off < ncell; off += PG__CHUNK) {
@@ -669,30 +746,39 @@ static int pg__local_compute(const pg_node *n, pg_tile *out, pg_tile *const *in,
         char *outp = (char *)out->data + off * osize;
         void *acc = p->direct ? (void *)outp : (void *)accbuf;
 
+        /* KL: the kernels for the last step of the chain (fused fix-up). */
         if (p->op == PG__ADD || p->op == PG__MUL) {
-            int a = 0;
-            while (!p->args[a].raster)
-                a++;
-            const void *x = pg__operand(p, a, in, off, len, buf0);
-            int b = a + 1;
-            while (b < p->nargs && !p->args[b].raster)
-                b++;
-            if (b == p->nargs) {
-                k->vs(acc, x, p->konst, len);
+            const int *r = p->ras, nr = p->nras;
+            if (nr == 1) {
+                kl->vs(acc, pg__operand(p, r[0], in, off, len, buf0), p->konst, len);
             } else {
-                k->vv(acc, x, pg__operand(p, b, in, off, len, buf1), len);
-                for (int c = b + 1; c < p->nargs; c++) {
-                    if (p->args[c].raster) k->acc(acc, pg__operand(p, c, in, off, len, buf0), len);
+                /* steps: vv or vvv, then acc2 per pair, acc for an odd one,
+                 * accs for the constant */
+                const int j0 = nr == 2 ? 2 : 3, rest = nr - j0;
+                const int nsteps = 1 + rest / 2 + rest % 2 + (p->has_konst ? 1 : 0);
+                int step = 0, j = j0;
+#define PG__K (++step == nsteps ? kl : k)
+                const void *x = pg__operand(p, r[0], in, off, len, buf0);
+                const void *y = pg__operand(p, r[1], in, off, len, buf1);
+                if (nr == 2)
+                    PG__K->vv(acc, x, y, len);
+                else
+                    PG__K->vvv(acc, x, y, pg__operand(p, r[2], in, off, len, buf2), len);
+                for (; j + 1 < nr; j += 2) {
+                    PG__K->acc2(acc, pg__operand(p, r[j], in, off, len, buf0),
+                                pg__operand(p, r[j + 1], in, off, len, buf1), len);
                 }
-                if (p->has_konst) k->accs(acc, p->konst, len);
+                if (j < nr) PG__K->acc(acc, pg__operand(p, r[j], in, off, len, buf0), len);
+                if (p->has_konst) PG__K->accs(acc, p->konst, len);
+#undef PG__K
             }
         } else if (p->args[0].raster && p->args[1].raster) {
-            k->vv(acc, pg__operand(p, 0, in, off, len, buf0), pg__operand(p, 1, in, off, len, buf1),
-                  len);
+            kl->vv(acc, pg__operand(p, 0, in, off, len, buf0),
+                   pg__operand(p, 1, in, off, len, buf1), len);
         } else if (p->args[0].raster) {
-            k->vs(acc, pg__operand(p, 0, in, off, len, buf0), n->args[1].number, len);
+            kl->vs(acc, pg__operand(p, 0, in, off, len, buf0), n->args[1].number, len);
         } else {
-            k->sv(acc, n->args[0].number, pg__operand(p, 1, in, off, len, buf1), len);
+            kl->sv(acc, n->args[0].number, pg__operand(p, 1, in, off, len, buf1), len);
         }
 
         if (p->any_mask) {
@@ -708,15 +794,16 @@ static int pg__local_compute(const pg_node *n, pg_tile *out, pg_tile *const *in,
         if (!p->direct) {
             pg__finfns[pg__work_index(p->work)][p->out](outp, acc, p->any_mask ? bad : NULL,
                                                         &p->fin, len);
-        } else if (p->fix) {
-            if (p->work == PG_F32) {
-                if (p->any_mask)
+        } else if (p->fix && !p->fused) {
+            const bool f32 = p->work == PG_F32;
+            if (p->any_mask) {
+                if (f32)
                     pg__fixm_f32(acc, bad, p->nd, len);
                 else
-                    pg__fix_f32(acc, p->nd, len);
-            } else {
-                if (p->any_mask)
                     pg__fixm_f64(acc, bad, p->nd, len);
+            } else {
+                if (f32)
+                    pg__fix_f32(acc, p->nd, len);
                 else
                     pg__fix_f64(acc, p->nd, len);
             }

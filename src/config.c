@@ -253,6 +253,11 @@ static int pg__set_tile(pg_config *c, const json_t *v, const char *src, const ch
                            "must be an integer in %d..%d or a list [width, height] of such",
                            PG__TILE_MIN, PG__TILE_MAX);
     }
+    /* GeoTIFF blocks are multiples of 16; tiles that are blocks of the
+     * outputs are written straight to the file, in order. */
+    if (w % 16 != 0 || h % 16 != 0)
+        return pg__cfg_err(err, src, key, "must be a multiple of 16 (got %lldx%lld)", (long long)w,
+                           (long long)h);
     c->tile_w = w;
     c->tile_h = h;
     return 0;
@@ -495,7 +500,8 @@ static const struct pg__flag {
     {"--socket", "socket", PG__F_STR, "PATH", "also listen on a Unix socket at PATH"},
     {"--workers", "workers", PG__F_INT, "N", "worker threads (0: one per core)"},
     {"--data-root", "data_root", PG__F_STR, "DIR", "directory that graph paths resolve in"},
-    {"--tile-size", "tile_size", PG__F_TILE, "N", "tile size, N or WxH (16..8192)"},
+    {"--tile-size", "tile_size", PG__F_TILE, "N",
+     "tile size, N or WxH (16..8192, multiples of 16)"},
     {"--memory-budget-mb", "memory_budget_mb", PG__F_INT, "N",
      "memory for tiles in flight, in MiB (>= 16)"},
     {"--log-level", "log_level", PG__F_STR, "L", "error, warn, info or debug"},

@@ -140,6 +140,36 @@ int pg_gdalio_read(const char *path, const pg_file_id *id, const int *bands, int
     if (x0 != w.x || y0 != w.y || x1 != w.x + w.w || y1 != w.y + w.h) fill_cells(out, fill);
     if (x1 <= x0 || y1 <= y0) return 0;
     size_t cs = pg_celltype_size(out->type);
+    /* A window that is exactly one block of the file, in the file's type:
+     * read the blocks straight into the tile (GDALReadBlock decodes into our
+     * buffer) rather than through GDAL's block cache, which would allocate
+     * fresh blocks (a page fault per 4 KiB) and copy them again. */
+    GDALRasterBandH b0 = GDALGetRasterBand(ds, bands[0]);
+    int bw = 0, bh = 0;
+    GDALGetBlockSize(b0, &bw, &bh);
+    const char *il = GDALGetMetadataItem(ds, "INTERLEAVE", "IMAGE_STRUCTURE");
+    if (w.w == bw && w.h == bh && w.x % bw == 0 && w.y % bh == 0 && x1 - x0 == w.w &&
+        y1 - y0 == w.h && (GDALGetRasterCount(ds) == 1 || (il && strcmp(il, "BAND") == 0))) {
+        size_t plane = cs * (size_t)w.w * (size_t)w.h;
+        int direct = 1;
+        for (int i = 0; i < nbands && direct; i++) {
+            GDALRasterBandH b = GDALGetRasterBand(ds, bands[i]);
+            int tw = 0, th = 0;
+            GDALGetBlockSize(b, &tw, &th);
+            direct = tw == bw && th == bh &&
+                     (int)GDALGetRasterDataType(b) == pg_celltype_to_gdal(out->type);
+        }
+        if (direct) {
+            CPLErrorReset();
+            for (int i = 0; i < nbands; i++)
+                if (GDALReadBlock(GDALGetRasterBand(ds, bands[i]), (int)(w.x / bw), (int)(w.y / bh),
+                                  (char *)out->data + plane * (size_t)i) != CE_None)
+                    return pg_error_set(err, PG_EIO, "reading block %lld,%lld failed: %s",
+                                        (long long)(w.x / bw), (long long)(w.y / bh),
+                                        CPLGetLastErrorMsg());
+            return 0;
+        }
+    }
     char *dst = (char *)out->data + ((size_t)(y0 - w.y) * (size_t)w.w + (size_t)(x0 - w.x)) * cs;
     CPLErrorReset();
     CPLErr e = GDALDatasetRasterIOEx(

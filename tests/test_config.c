@@ -242,6 +242,10 @@ START_TEST(file_out_of_range)
                 "tile_size: must be an integer in 16..8192 or a list [width, height] of such");
     expect_file("{\"tile_size\": 8193}", PG_ECONFIG,
                 "tile_size: must be an integer in 16..8192 or a list [width, height] of such");
+    expect_file("{\"tile_size\": 100}", PG_ECONFIG,
+                "tile_size: must be a multiple of 16 (got 100x100)");
+    expect_file("{\"tile_size\": [256, 40]}", PG_ECONFIG,
+                "tile_size: must be a multiple of 16 (got 256x40)");
     expect_file("{\"tile_size\": [256]}", PG_ECONFIG,
                 "tile_size: must be an integer in 16..8192 or a list [width, height] of such");
     expect_file("{\"tile_size\": [256, 8]}", PG_ECONFIG,
