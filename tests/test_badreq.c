@@ -435,15 +435,17 @@ static void list_add(strlist *l, char *s)
 static void walk(const char *base, const char *rel, strlist *l, int depth)
 {
     char dir[1200];
-    snprintf(dir, sizeof dir, "%s%s%s", base, rel[0] ? "/" : "", rel);
+    if (snprintf(dir, sizeof dir, "%s%s%s", base, rel[0] ? "/" : "", rel) >= (int)sizeof dir)
+        return;
     DIR *dp = opendir(dir);
     if (dp == NULL) return;
     struct dirent *e;
     while ((e = readdir(dp)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
         char r[1200], full[2400];
-        snprintf(r, sizeof r, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name);
-        snprintf(full, sizeof full, "%s/%s", base, r);
+        if (snprintf(r, sizeof r, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name) >= (int)sizeof r ||
+            snprintf(full, sizeof full, "%s/%s", base, r) >= (int)sizeof full)
+            continue;
         struct stat st;
         if (lstat(full, &st) != 0) continue;
         char kind = S_ISDIR(st.st_mode) ? 'd' : S_ISLNK(st.st_mode) ? 'l' : 'f';

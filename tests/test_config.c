@@ -40,7 +40,7 @@ static void expect_file(const char *text, int code, const char *want)
     if (code != 0) {
         ck_assert_int_eq(err.code, code);
         if (want != NULL) {
-            char exp[512];
+            char exp[1024];
             snprintf(exp, sizeof exp, "%s: %s", path, want);
             ck_assert_str_eq(err.message, exp);
         }
