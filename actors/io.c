@@ -20,6 +20,7 @@ enum { W_OPEN = 1, W_WRITE, W_CLOSE, W_COMMIT, W_ABORT };
 typedef struct wmsg {
     pg_msg base;
     int64_t k;
+    size_t bytes;  /* W_WRITE: the tile's budget, handed back to the job */
     pg_tile *tile; /* NULL: tile K failed or was skipped (ERR says why) */
     pg_error err;
 } wmsg;
@@ -29,6 +30,7 @@ typedef struct early {
     int64_t k;
     pg_tile *tile;
     pg_error err;
+    size_t bytes;
 } early;
 
 struct pg_writer {
@@ -160,7 +162,7 @@ static CPLErr w_write_blocks(pg_writer *w, const pg_tile *t)
 }
 
 /* Tile K's turn has come: write it (unless something failed), answer. */
-static void w_write_now(pg_writer *w, int64_t k, pg_tile *t, const pg_error *terr)
+static void w_write_now(pg_writer *w, int64_t k, pg_tile *t, const pg_error *terr, size_t bytes)
 {
     if (w->err.code == 0 && w->ds && t != NULL && terr->code == 0) {
         size_t cs = pg_celltype_size(t->type);
@@ -182,26 +184,26 @@ static void w_write_now(pg_writer *w, int64_t k, pg_tile *t, const pg_error *ter
     else if (w->err.code)
         e = w->err;
     pg_tile_unref(&t);
-    pg_job_send(w->job, PG_JOB_TILE_DONE, w->sweep, k, &e);
+    pg_job_send(w->job, PG_JOB_TILE_DONE, w->sweep, k, &e, bytes);
 }
 
-static void w_write(pg_writer *w, int64_t k, pg_tile *t, const pg_error *terr)
+static void w_write(pg_writer *w, int64_t k, pg_tile *t, const pg_error *terr, size_t bytes)
 {
     if (k != w->next_k) {
         if (w->nearly == w->capearly) {
             int cap = w->capearly ? 2 * w->capearly : 16;
             early *e = realloc(w->early, sizeof *e * (size_t)cap);
             if (e == NULL) { /* cannot wait: write out of order, correct all the same */
-                w_write_now(w, k, t, terr);
+                w_write_now(w, k, t, terr, bytes);
                 return;
             }
             w->early = e;
             w->capearly = cap;
         }
-        w->early[w->nearly++] = (early){k, t, *terr};
+        w->early[w->nearly++] = (early){k, t, *terr, bytes};
         return;
     }
-    w_write_now(w, k, t, terr);
+    w_write_now(w, k, t, terr, bytes);
     w->next_k++;
     for (int i = 0; i < w->nearly;) {
         if (w->early[i].k != w->next_k) {
@@ -210,7 +212,7 @@ static void w_write(pg_writer *w, int64_t k, pg_tile *t, const pg_error *terr)
         }
         early e = w->early[i];
         w->early[i] = w->early[--w->nearly];
-        w_write_now(w, e.k, e.tile, &e.err);
+        w_write_now(w, e.k, e.tile, &e.err, e.bytes);
         w->next_k++;
         i = 0;
     }
@@ -277,11 +279,11 @@ static void w_behave(pg_actor *self, pg_msg *m)
         w_open(w);
         break;
     case W_WRITE:
-        w_write(w, wm->k, wm->tile, &wm->err);
+        w_write(w, wm->k, wm->tile, &wm->err, wm->bytes);
         break;
     case W_CLOSE:
         w_close(w);
-        pg_job_send(w->job, PG_JOB_WRITER_CLOSED, w->sweep, 0, w->err.code ? &w->err : &none);
+        pg_job_send(w->job, PG_JOB_WRITER_CLOSED, w->sweep, 0, w->err.code ? &w->err : &none, 0);
         break;
     case W_COMMIT:
         if (w->err.code == 0 && rename(w->tmp, w->st->path) != 0) {
@@ -292,12 +294,12 @@ static void w_behave(pg_actor *self, pg_msg *m)
         } else {
             w->tmp[0] = '\0';
         }
-        pg_job_send(w->job, PG_JOB_WRITER_ENDED, w->sweep, 0, w->err.code ? &w->err : &none);
+        pg_job_send(w->job, PG_JOB_WRITER_ENDED, w->sweep, 0, w->err.code ? &w->err : &none, 0);
         break;
     case W_ABORT:
         w_discard(w);
         w->tmp[0] = '\0';
-        pg_job_send(w->job, PG_JOB_WRITER_ENDED, w->sweep, 0, &none);
+        pg_job_send(w->job, PG_JOB_WRITER_ENDED, w->sweep, 0, &none, 0);
         break;
     }
     free(m);
@@ -334,7 +336,7 @@ pg_writer *pg_writer_new(pg_actor *job, int sweep, const pg_node *node, const pg
     return w;
 }
 
-static void w_send(pg_writer *w, int type, int64_t k, pg_tile *t, const pg_error *err)
+static void w_send(pg_writer *w, int type, int64_t k, pg_tile *t, const pg_error *err, size_t bytes)
 {
     wmsg *m = calloc(1, sizeof *m);
     if (m == NULL) {
@@ -344,33 +346,34 @@ static void w_send(pg_writer *w, int type, int64_t k, pg_tile *t, const pg_error
     m->base.type = type;
     m->k = k;
     m->tile = t;
+    m->bytes = bytes;
     if (err) m->err = *err;
     pg_actor_send(&w->actor, &m->base);
 }
 
 void pg_writer_open(pg_writer *w)
 {
-    w_send(w, W_OPEN, 0, NULL, NULL);
+    w_send(w, W_OPEN, 0, NULL, NULL, 0);
 }
 
-void pg_writer_write(pg_writer *w, int64_t k, pg_tile *tile, const pg_error *err)
+void pg_writer_write(pg_writer *w, int64_t k, pg_tile *tile, const pg_error *err, size_t bytes)
 {
-    w_send(w, W_WRITE, k, tile, err);
+    w_send(w, W_WRITE, k, tile, err, bytes);
 }
 
 void pg_writer_close(pg_writer *w)
 {
-    w_send(w, W_CLOSE, 0, NULL, NULL);
+    w_send(w, W_CLOSE, 0, NULL, NULL, 0);
 }
 
 void pg_writer_commit(pg_writer *w)
 {
-    w_send(w, W_COMMIT, 0, NULL, NULL);
+    w_send(w, W_COMMIT, 0, NULL, NULL, 0);
 }
 
 void pg_writer_abort(pg_writer *w)
 {
-    w_send(w, W_ABORT, 0, NULL, NULL);
+    w_send(w, W_ABORT, 0, NULL, NULL, 0);
 }
 
 void pg_writer_release(pg_writer **wp)

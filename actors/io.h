@@ -31,8 +31,9 @@ pg_writer *pg_writer_new(pg_actor *job, int sweep, const pg_node *node, const pg
 void pg_writer_open(pg_writer *w);
 /* Tile K of the sweep: TILE (stolen) to write, or NULL with ERR saying why
  * it has no data (failed, cancelled). Every tile index the job starts must
- * come here exactly once: tiles are written in index order. */
-void pg_writer_write(pg_writer *w, int64_t k, pg_tile *tile, const pg_error *err);
+ * come here exactly once: tiles are written in index order. BYTES (the
+ * tile's budget reservation) travels back to the job with TILE_DONE. */
+void pg_writer_write(pg_writer *w, int64_t k, pg_tile *tile, const pg_error *err, size_t bytes);
 void pg_writer_close(pg_writer *w);
 void pg_writer_commit(pg_writer *w);
 void pg_writer_abort(pg_writer *w);

@@ -17,12 +17,16 @@ enum { SW_SAVE, SW_VALUE, SW_RAW };
 enum { J_NEW, J_RUNNING, J_CLOSING, J_COMMITTING, J_ABORTING, J_ENDED };
 
 /* One result of the job, computed as a sweep over a tile grid. */
+/* One sweep over a tile grid: a result of the job, or a value (a
+ * reduction) that other nodes of the job take as an argument. */
 typedef struct sweep {
     int kind;
-    const pg_node *root; /* the result node */
+    const pg_node *root; /* the node swept */
     pg_tiling tiling;
-    int64_t next;   /* next tile index to start */
-    size_t reserve; /* budget bytes one tile index may hold */
+    int64_t next; /* next tile index to start */
+    int64_t done; /* tiles finished */
+    bool barrier; /* starts only once every earlier sweep is complete */
+    bool complete;
     pg_writer *writer;
     char *partials;          /* SW_VALUE: ntiles * partial_size bytes, zeroed */
     size_t raw_off, raw_len; /* SW_RAW: where its cells go in the answer */
@@ -44,8 +48,10 @@ struct pg_job {
     pg_error err;    /* the first error */
     int nsweeps, cur;
     sweep *sw;
+    int *result_sweep; /* plan->results[i] is computed by sweep result_sweep[i] */
     int64_t total, done, inflight, max_inflight;
-    bool parked; /* waiting for the memory budget */
+    bool parked;           /* waiting for the memory budget */
+    struct frame *waiting; /* the laid-out frame that did not fit, if parked */
     int writers_pending;
     unsigned char *raw; /* the answer's attachment (raster results) */
     size_t raw_total;
@@ -76,6 +82,7 @@ struct frame {
     sweep *sw;
     int swi;
     int64_t k;
+    size_t bytes; /* reserved from the budget: the tiles its slots may hold */
     int nslots;
     slot *slots;
     int *edges; /* parents then children, per slot */
@@ -139,7 +146,7 @@ static frame *frame_new(pg_job *j, int swi, int64_t k)
         const pg_node *node = slots[s].node;
         for (int i = 0; i < node->nargs; i++) {
             const pg_node *c = node->args[i].ref;
-            if (c == NULL) continue;
+            if (c == NULL || c->op->result != PG_RESULT_RASTER) continue; /* numbers, values */
             pg_window cw = slots[s].win;
             if (node->op->need) node->op->need(node, i, &slots[s].win, &cw);
             int ci = find_or_add(&slots, &n, &cap, c, cw);
@@ -170,7 +177,7 @@ static frame *frame_new(pg_job *j, int swi, int64_t k)
         int pending = 0;
         for (int i = 0; i < node->nargs; i++) {
             int ci = -1;
-            if (node->args[i].ref) {
+            if (node->args[i].ref && node->args[i].ref->op->result == PG_RESULT_RASTER) {
                 pg_window cw = sl->win;
                 if (node->op->need) node->op->need(node, i, &sl->win, &cw);
                 ci = find_or_add(&slots, &n, &cap, node->args[i].ref, cw); /* exists */
@@ -185,8 +192,14 @@ static frame *frame_new(pg_job *j, int swi, int64_t k)
         atomic_init(&sl->pending, pending);
         atomic_init(&sl->uses, 0);
     }
-    for (int s = 0; s < n; s++)
+    for (int s = 0; s < n; s++) {
         atomic_init(&slots[s].uses, slots[s].nparents);
+        const pg_node *sn = slots[s].node;
+        if (sn->op->result == PG_RESULT_RASTER)
+            f->bytes +=
+                pg_bufpool_class_bytes((size_t)sn->info.bands * (size_t)slots[s].win.w *
+                                       (size_t)slots[s].win.h * pg_celltype_size(sn->info.type));
+    }
     atomic_init(&f->failed, 0);
     return f;
 fail:
@@ -214,11 +227,12 @@ static void frame_report(frame *f, const pg_error *err)
     sweep *sw = f->sw;
     int swi = f->swi;
     int64_t k = f->k;
+    size_t bytes = f->bytes;
     frame_free(f);
     if (sw->kind == SW_SAVE)
-        pg_writer_write(sw->writer, k, NULL, err);
+        pg_writer_write(sw->writer, k, NULL, err, bytes);
     else
-        pg_job_send(&j->actor, PG_JOB_TILE_DONE, swi, k, err);
+        pg_job_send(&j->actor, PG_JOB_TILE_DONE, swi, k, err, bytes);
 }
 
 /* The root slot is done: hand the tile on, then tell the job. */
@@ -230,7 +244,7 @@ static void frame_done(frame *f, slot *root, pg_tile **in)
         pg_error e = {0};
         if (sw->kind == SW_SAVE) {
             /* The writer answers the job with TILE_DONE once it has written. */
-            pg_writer_write(sw->writer, f->k, pg_tile_ref(in[0]), &e);
+            pg_writer_write(sw->writer, f->k, pg_tile_ref(in[0]), &e, f->bytes);
             frame_free(f);
             return;
         }
@@ -413,8 +427,8 @@ static json_t *raster_header(const pg_raster_info *ri)
 static void job_end_success(pg_job *j)
 {
     json_t *items = json_array();
-    for (int i = 0; i < j->nsweeps; i++) {
-        sweep *sw = &j->sw[i];
+    for (int r = 0; r < j->plan->nresults; r++) {
+        sweep *sw = &j->sw[j->result_sweep[r]];
         json_t *item = NULL;
         if (sw->kind == SW_SAVE) {
             const pg_save_state *ss = sw->root->state;
@@ -423,8 +437,7 @@ static void job_end_success(pg_job *j)
                              "height", (json_int_t)ri->height, "bands", ri->bands, "type",
                              pg_celltype_name(ri->type));
         } else if (sw->kind == SW_VALUE) {
-            item = sw->value;
-            sw->value = NULL;
+            item = json_incref(sw->value);
         } else {
             item = json_pack("{sosIsI}", "raster", raster_header(&sw->root->info), "offset",
                              (json_int_t)sw->raw_off, "length", (json_int_t)sw->raw_len);
@@ -484,40 +497,55 @@ static void job_maybe_finish(pg_job *j)
         job_abort(j);
         return;
     }
-    if (j->cur < j->nsweeps) return; /* more tiles to start (parked) */
-    /* Every tile is done: reduce the values (in tile order), then close. */
-    for (int i = 0; i < j->nsweeps; i++) {
-        sweep *sw = &j->sw[i];
-        if (sw->kind != SW_VALUE) continue;
-        const pg_node *n = sw->root;
-        int64_t nt = pg_tiling_count(&sw->tiling);
-        void **parts = malloc(sizeof *parts * (size_t)nt);
-        pg_error e = {0};
-        if (parts == NULL)
-            pg_error_set(&e, PG_ENOMEM, "out of memory");
-        else {
-            for (int64_t k = 0; k < nt; k++)
-                parts[k] = sw->partials + (size_t)k * n->op->partial_size;
-            if (n->op->finish(n, parts, nt, &sw->value, &e) != 0 && e.code == 0)
-                e.code = PG_EINTERNAL;
-        }
-        free(parts);
-        if (e.code) {
-            if (e.node[0] == '\0') pg_error_node(&e, n->name);
-            job_fail(j, &e);
-            job_abort(j);
-            return;
-        }
-    }
+    for (int i = 0; i < j->nsweeps; i++)
+        if (!j->sw[i].complete) return; /* more tiles to start (parked, or a barrier) */
     j->state = J_CLOSING;
     writers_send(j, pg_writer_close);
     if (j->writers_pending == 0) job_end_success(j);
 }
 
+/* Every tile of a value sweep is done: merge the partials in tile order,
+ * then hand the value to every node that takes it as an argument, before
+ * any of their tiles runs (their sweeps wait behind a barrier). */
+static int sweep_finish_value(pg_job *j, sweep *sw, pg_error *e)
+{
+    const pg_node *n = sw->root;
+    int64_t nt = pg_tiling_count(&sw->tiling);
+    void **parts = malloc(sizeof *parts * (size_t)nt);
+    if (parts == NULL) return pg_error_set(e, PG_ENOMEM, "out of memory");
+    for (int64_t k = 0; k < nt; k++)
+        parts[k] = sw->partials + (size_t)k * n->op->partial_size;
+    int rc = n->op->finish(n, parts, nt, &sw->value, e);
+    free(parts);
+    free(sw->partials);
+    sw->partials = NULL;
+    if (rc != 0) {
+        if (e->code == 0) pg_error_set(e, PG_EINTERNAL, "%s failed", n->op->name);
+        if (e->node[0] == '\0') pg_error_node(e, n->name);
+        return e->code;
+    }
+    pg_plan *p = j->plan;
+    for (int m = 0; m < p->nnodes; m++) {
+        pg_node *user = &p->nodes[m];
+        for (int a = 0; a < user->nargs; a++) {
+            if (user->args[a].ref != n) continue;
+            /* The planner lets a value reach only ops that take one. */
+            if (user->op->bind == NULL || user->op->bind(user, a, sw->value, e) != 0) {
+                if (e->code == 0)
+                    pg_error_set(e, PG_ETYPE, "%s cannot take the value of '%s'", user->op->name,
+                                 n->name);
+                if (e->node[0] == '\0') pg_error_node(e, user->name);
+                return e->code;
+            }
+        }
+    }
+    return 0;
+}
+
 static void wake(void *arg)
 {
     pg_job *j = arg;
-    pg_job_send(&j->actor, PG_JOB_WAKE, -1, 0, NULL);
+    pg_job_send(&j->actor, PG_JOB_WAKE, -1, 0, NULL, 0);
     pg_actor_unref(&j->actor); /* the reference the registration held */
 }
 
@@ -533,7 +561,10 @@ static void job_progress(pg_job *j, bool force)
     job_post(j, ev, NULL, 0, PG_OUTCOME_NONE);
 }
 
-/* Starts tile indices while the budget and the in-flight cap allow. */
+/* Starts tile indices, in order, while the budget and the in-flight cap
+ * allow and no barrier holds. A frame is laid out first, so that exactly
+ * the bytes its tiles may hold are reserved; one that does not fit waits
+ * (parked) until memory comes back. */
 static void job_launch(pg_job *j)
 {
     while (j->state == J_RUNNING && !j->parked && atomic_load(&j->stop) == 0 &&
@@ -543,55 +574,40 @@ static void job_launch(pg_job *j)
             j->cur++;
             continue;
         }
-        pg_actor_ref(&j->actor); /* held by a possible wake-up registration */
-        if (!pg_budget_try_reserve(sw->reserve, wake, j)) {
-            j->parked = true;
-            return;
-        }
-        pg_actor_unref(&j->actor);
-        frame *f = frame_new(j, j->cur, sw->next);
+        if (sw->next == 0 && sw->barrier)
+            for (int i = 0; i < j->cur; i++)
+                if (!j->sw[i].complete) return;
+        frame *f = j->waiting;
+        j->waiting = NULL;
+        if (f == NULL) f = frame_new(j, j->cur, sw->next);
         if (f == NULL) {
-            pg_budget_release(sw->reserve);
             pg_error e;
             pg_error_set(&e, PG_ENOMEM, "out of memory");
             job_fail(j, &e);
             break;
         }
+        pg_actor_ref(&j->actor); /* held by a possible wake-up registration */
+        if (!pg_budget_try_reserve(f->bytes, wake, j)) {
+            j->waiting = f;
+            j->parked = true;
+            return;
+        }
+        pg_actor_unref(&j->actor);
         sw->next++;
         j->inflight++;
         frame_start(f);
     }
 }
 
-/* The bytes one tile index of SW may hold at once: every slot's tile (a
- * frame of the first tile, whose windows are full size), plus one tile of
- * conversion scratch per slot for kernels that convert types. */
-static size_t sweep_reserve(pg_job *j, int swi)
-{
-    frame *f = frame_new(j, swi, 0);
-    if (f == NULL) return 0;
-    size_t total = 0;
-    for (int s = 0; s < f->nslots; s++) {
-        const pg_node *n = f->slots[s].node;
-        if (n->op->result != PG_RESULT_RASTER) continue;
-        size_t cells =
-            (size_t)n->info.bands * (size_t)f->slots[s].win.w * (size_t)f->slots[s].win.h;
-        total += 2 * pg_bufpool_class_bytes(cells * pg_celltype_size(n->info.type));
-    }
-    frame_free(f);
-    return total;
-}
-
-/* The tile grid of a result: the configured tile size, except over a
- * striped source (a block is a whole row or rows): then tiles are whole
- * strips of about the same number of cells, so no block is read twice. */
+/* The tile grid of a sweep: the configured tile size, or a tiled source's
+ * blocks (each then read whole, straight from the file), or over a striped
+ * source (a block is a whole row or rows) full-width strips of about the
+ * same number of cells, so that no block is read twice. */
 static void choose_tiling(const pg_job *j, const pg_raster_info *ri, pg_tiling *t)
 {
     int64_t tw = j->env.plan.tile_w, th = j->env.plan.tile_h;
     if (ri->block_w == ri->block_h && ri->block_w % 16 == 0 && ri->block_w >= 64 &&
         ri->block_w <= 1024 && ri->block_w < ri->width) {
-        /* A tiled source (a COG, a tiled GeoTIFF): tiles are its blocks, so
-         * each is read whole, straight from the file. */
         tw = th = ri->block_w;
     } else if (ri->block_w == ri->width && ri->block_h > 0 && ri->width > tw) {
         int64_t rows = (tw * th) / ri->width;
@@ -629,62 +645,93 @@ static int check_paths(pg_job *j, pg_error *err)
     return 0;
 }
 
+/* The raster a sweep of N is cut by: N itself, or for a value or a sink
+ * its first raster argument. NULL if it has none. */
+static const pg_raster_info *sweep_grid(const pg_node *n)
+{
+    if (n->op->result == PG_RESULT_RASTER || n->op->result == PG_RESULT_SINK) return &n->info;
+    for (int a = 0; a < n->nargs; a++)
+        if (n->args[a].ref && n->args[a].ref->op->result == PG_RESULT_RASTER)
+            return &n->args[a].ref->info;
+    return NULL;
+}
+
+static int add_sweep(pg_job *j, const pg_node *n, bool barrier, pg_error *err)
+{
+    sweep *sw = &j->sw[j->nsweeps];
+    sw->root = n;
+    sw->barrier = barrier;
+    sw->kind = n->op->result == PG_RESULT_SINK    ? SW_SAVE
+               : n->op->result == PG_RESULT_VALUE ? SW_VALUE
+                                                  : SW_RAW;
+    const pg_raster_info *ri = sweep_grid(n);
+    if (ri == NULL) {
+        pg_error_set(err, PG_ETYPE, "%s needs a raster argument", n->op->name);
+        pg_error_node(err, n->name);
+        return PG_ETYPE;
+    }
+    choose_tiling(j, ri, &sw->tiling);
+    int64_t nt = pg_tiling_count(&sw->tiling);
+    if (sw->kind == SW_RAW) {
+        size_t bytes =
+            (size_t)ri->width * (size_t)ri->height * (size_t)ri->bands * pg_celltype_size(ri->type);
+        if ((int64_t)(j->raw_total + bytes) > j->env.max_result_bytes) {
+            pg_error_set(err, PG_ETOOLARGE,
+                         "the raster answer would be %zu bytes, over the limit of %lld "
+                         "(limits.max_result_bytes); save it with io.save instead",
+                         j->raw_total + bytes, (long long)j->env.max_result_bytes);
+            pg_error_node(err, n->name);
+            return PG_ETOOLARGE;
+        }
+        sw->raw_off = j->raw_total;
+        sw->raw_len = bytes;
+        j->raw_total += bytes;
+    } else if (sw->kind == SW_VALUE) {
+        sw->partials = calloc((size_t)nt, n->op->partial_size ? n->op->partial_size : 1);
+        if (sw->partials == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
+    }
+    j->total += nt;
+    return j->nsweeps++;
+}
+
+/* The sweeps: first every value that another node takes as an argument
+ * (in plan order, so a value that needs another comes after it), each
+ * behind a barrier; then each result not computed yet, behind a barrier if
+ * any value came before. */
 static int job_setup(pg_job *j, pg_error *err)
 {
     int rc = pg_plan_build(json_object_get(j->req, "graph"), &j->env.plan, &j->plan, err);
     if (rc) return rc;
     if ((rc = check_paths(j, err))) return rc;
     pg_plan *p = j->plan;
-    j->nsweeps = p->nresults;
-    j->sw = calloc((size_t)p->nresults, sizeof *j->sw);
-    if (j->sw == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
-    for (int i = 0; i < p->nresults; i++) {
-        sweep *sw = &j->sw[i];
-        const pg_node *n = &p->nodes[p->results[i]];
-        sw->root = n;
-        const pg_raster_info *ri = &n->info;
-        switch (n->op->result) {
-        case PG_RESULT_SINK:
-            sw->kind = SW_SAVE;
-            break;
-        case PG_RESULT_VALUE:
-            sw->kind = SW_VALUE;
-            ri = NULL;
-            for (int a = 0; a < n->nargs && ri == NULL; a++)
-                if (n->args[a].ref) ri = &n->args[a].ref->info;
-            if (ri == NULL) {
-                pg_error_set(err, PG_ETYPE, "%s needs a raster argument", n->op->name);
-                pg_error_node(err, n->name);
-                return PG_ETYPE;
-            }
-            break;
-        default:
-            sw->kind = SW_RAW;
-        }
-        choose_tiling(j, ri, &sw->tiling);
-        int64_t nt = pg_tiling_count(&sw->tiling);
-        if (sw->kind == SW_RAW) {
-            size_t bytes = (size_t)ri->width * (size_t)ri->height * (size_t)ri->bands *
-                           pg_celltype_size(ri->type);
-            if ((int64_t)(j->raw_total + bytes) > j->env.max_result_bytes) {
-                pg_error_set(err, PG_ETOOLARGE,
-                             "the raster answer would be %zu bytes, over the limit of %lld "
-                             "(limits.max_result_bytes); save it with io.save instead",
-                             j->raw_total + bytes, (long long)j->env.max_result_bytes);
-                pg_error_node(err, n->name);
-                return PG_ETOOLARGE;
-            }
-            sw->raw_off = j->raw_total;
-            sw->raw_len = bytes;
-            j->raw_total += bytes;
-        } else if (sw->kind == SW_VALUE) {
-            sw->partials = calloc((size_t)nt, n->op->partial_size ? n->op->partial_size : 1);
-            if (sw->partials == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
-        }
-        sw->reserve = sweep_reserve(j, i);
-        if (sw->reserve == 0) return pg_error_set(err, PG_ENOMEM, "out of memory");
-        j->total += nt;
+    j->sw = calloc((size_t)(p->nnodes + p->nresults), sizeof *j->sw);
+    j->result_sweep = calloc((size_t)p->nresults, sizeof *j->result_sweep);
+    if (j->sw == NULL || j->result_sweep == NULL)
+        return pg_error_set(err, PG_ENOMEM, "out of memory");
+    int *value_sweep = calloc((size_t)p->nnodes, sizeof *value_sweep);
+    if (value_sweep == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
+    int nvalues = 0;
+    for (int i = 0; i < p->nnodes && rc >= 0; i++) {
+        const pg_node *n = &p->nodes[i];
+        value_sweep[i] = -1;
+        if (n->op->result != PG_RESULT_VALUE) continue;
+        bool used = false;
+        for (int m = i + 1; m < p->nnodes && !used; m++)
+            for (int a = 0; a < p->nodes[m].nargs; a++)
+                used = used || p->nodes[m].args[a].ref == n;
+        if (!used) continue;
+        rc = add_sweep(j, n, nvalues > 0, err);
+        if (rc >= 0) value_sweep[i] = rc, nvalues++;
     }
+    for (int r = 0; r < p->nresults && rc >= 0; r++) {
+        int ni = p->results[r];
+        if (value_sweep[ni] >= 0)
+            j->result_sweep[r] = value_sweep[ni];
+        else if ((rc = add_sweep(j, &p->nodes[ni], nvalues > 0, err)) >= 0)
+            j->result_sweep[r] = rc;
+    }
+    free(value_sweep);
+    if (rc < 0) return rc;
     if (j->raw_total) {
         j->raw = malloc(j->raw_total);
         if (j->raw == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
@@ -714,8 +761,27 @@ static void job_on_start(pg_job *j)
     json_t *ev = pg_proto_event(j->id, "accepted");
     json_object_set_new(ev, "tiles", json_integer((json_int_t)j->total));
     job_post(j, ev, NULL, 0, PG_OUTCOME_NONE);
-    pg_log_debug("job %llu: %d nodes, %lld tiles", (unsigned long long)j->seq, j->plan->nnodes,
-                 (long long)j->total);
+    pg_log_debug("job %llu: %d nodes, %d sweeps, %lld tiles", (unsigned long long)j->seq,
+                 j->plan->nnodes, j->nsweeps, (long long)j->total);
+    job_launch(j);
+    job_maybe_finish(j);
+}
+
+static void job_on_tile_done(pg_job *j, const pg_job_msg *jm)
+{
+    sweep *sw = &j->sw[jm->sweep];
+    j->inflight--;
+    j->done++;
+    pg_budget_release(jm->bytes);
+    if (jm->err.code) job_fail(j, &jm->err);
+    if (++sw->done == pg_tiling_count(&sw->tiling) && atomic_load(&j->stop) == 0) {
+        pg_error e = {0};
+        if (sw->kind == SW_VALUE && sweep_finish_value(j, sw, &e) != 0)
+            job_fail(j, &e);
+        else
+            sw->complete = true;
+    }
+    job_progress(j, false);
     job_launch(j);
     job_maybe_finish(j);
 }
@@ -729,13 +795,7 @@ static void job_behave(pg_actor *self, pg_msg *m)
         job_on_start(j);
         break;
     case PG_JOB_TILE_DONE:
-        j->inflight--;
-        j->done++;
-        pg_budget_release(j->sw[jm->sweep].reserve);
-        if (jm->err.code) job_fail(j, &jm->err);
-        job_progress(j, false);
-        job_launch(j);
-        job_maybe_finish(j);
+        job_on_tile_done(j, jm);
         break;
     case PG_JOB_WAKE:
         j->parked = false;
@@ -743,7 +803,7 @@ static void job_behave(pg_actor *self, pg_msg *m)
         job_maybe_finish(j);
         break;
     case PG_JOB_CANCEL:
-        if (j->state == J_NEW || j->state == J_RUNNING || j->state == J_CLOSING) {
+        if (j->state == J_RUNNING || j->state == J_CLOSING) {
             int expected = 0;
             atomic_compare_exchange_strong(&j->stop, &expected, (int)jm->k);
             job_maybe_finish(j);
@@ -776,12 +836,14 @@ static void job_behave(pg_actor *self, pg_msg *m)
 static void job_free(pg_actor *a)
 {
     pg_job *j = (pg_job *)a;
+    if (j->waiting) frame_free(j->waiting);
     for (int i = 0; j->sw && i < j->nsweeps; i++) {
         pg_writer_release(&j->sw[i].writer);
         free(j->sw[i].partials);
         json_decref(j->sw[i].value);
     }
     free(j->sw);
+    free(j->result_sweep);
     free(j->raw);
     pg_plan_destroy(&j->plan);
     json_decref(j->req);
@@ -806,7 +868,7 @@ pg_job *pg_job_new(uint64_t session_id, json_t *req, const pg_job_env *env)
     return j;
 }
 
-void pg_job_send(pg_actor *job, int type, int sweep, int64_t k, const pg_error *err)
+void pg_job_send(pg_actor *job, int type, int sweep, int64_t k, const pg_error *err, size_t bytes)
 {
     pg_job_msg *m = calloc(1, sizeof *m);
     if (m == NULL) {
@@ -817,18 +879,19 @@ void pg_job_send(pg_actor *job, int type, int sweep, int64_t k, const pg_error *
     m->base.type = type;
     m->sweep = sweep;
     m->k = k;
+    m->bytes = bytes;
     if (err) m->err = *err;
     pg_actor_send(job, &m->base);
 }
 
 void pg_job_start(pg_job *j)
 {
-    pg_job_send(&j->actor, PG_JOB_START, -1, 0, NULL);
+    pg_job_send(&j->actor, PG_JOB_START, -1, 0, NULL, 0);
 }
 
 void pg_job_cancel(pg_job *j, int code)
 {
-    pg_job_send(&j->actor, PG_JOB_CANCEL, -1, code, NULL);
+    pg_job_send(&j->actor, PG_JOB_CANCEL, -1, code, NULL, 0);
 }
 
 void pg_job_unref(pg_job **jp)

@@ -43,6 +43,7 @@ typedef struct pg_job_msg {
     pg_msg base;
     int sweep;
     int64_t k;
+    size_t bytes; /* TILE_DONE: the budget the tile had reserved */
     pg_error err; /* err.code 0: success */
 } pg_job_msg;
 
@@ -58,6 +59,6 @@ void pg_job_start(pg_job *j);
 void pg_job_cancel(pg_job *j, int code);
 void pg_job_unref(pg_job **j);
 /* Sends a message to the job's actor (used by the writer). */
-void pg_job_send(pg_actor *job, int type, int sweep, int64_t k, const pg_error *err);
+void pg_job_send(pg_actor *job, int type, int sweep, int64_t k, const pg_error *err, size_t bytes);
 
 #endif

@@ -135,6 +135,7 @@ json_t *pg_op_describe(const pg_op_def *op)
                               op->max_args < 0 ? json_null() : json_integer(op->max_args));
     if (op->arg_kinds & PG_ARGK_RASTER) rc |= json_array_append_new(kinds, json_string("raster"));
     if (op->arg_kinds & PG_ARGK_NUMBER) rc |= json_array_append_new(kinds, json_string("number"));
+    if (op->arg_kinds & PG_ARGK_VALUE) rc |= json_array_append_new(kinds, json_string("value"));
     rc |= json_object_set_new(args, "kinds", kinds);
     kinds = NULL;
     rc |= json_object_set_new(d, "args", args);

@@ -50,16 +50,18 @@ typedef struct pg_param_def {
 
 typedef enum { PG_RESULT_RASTER, PG_RESULT_VALUE, PG_RESULT_SINK } pg_result_kind;
 
-/* Which kinds an op's args may be. */
-enum { PG_ARGK_RASTER = 1, PG_ARGK_NUMBER = 2 };
+/* Which kinds an op's args may be. A VALUE arg is a node whose op returns
+ * a value (global.stats, ...): the job computes it first, in a sweep of its
+ * own, and passes it to bind() before any tile of the op runs. */
+enum { PG_ARGK_RASTER = 1, PG_ARGK_NUMBER = 2, PG_ARGK_VALUE = 4 };
 
 typedef struct pg_op_def {
-    const char *name;   /* "local.add" */
-    const char *family; /* "local" */
-    const char *doc;    /* one paragraph, for `pergola ops` and the reference */
-    const char *example; /* a JSON node using the op */
-    int min_args, max_args; /* max_args -1: no upper bound */
-    unsigned arg_kinds;     /* PG_ARGK_* bits */
+    const char *name;           /* "local.add" */
+    const char *family;         /* "local" */
+    const char *doc;            /* one paragraph, for `pergola ops` and the reference */
+    const char *example;        /* a JSON node using the op */
+    int min_args, max_args;     /* max_args -1: no upper bound */
+    unsigned arg_kinds;         /* PG_ARGK_* bits */
     const pg_param_def *params; /* terminated by an entry with name NULL */
     pg_result_kind result;
 
@@ -84,6 +86,11 @@ typedef struct pg_op_def {
      * reference). */
     int (*finish)(const struct pg_node *n, void *const *partials, int64_t count, json_t **value,
                   pg_error *err);
+
+    /* Ops that take VALUE args: arg I's value (borrowed) is known; keep
+     * what compute() needs in n->state. Runs on the job's actor after
+     * plan() and before any of the node's tiles; returns 0 or fills ERR. */
+    int (*bind)(struct pg_node *n, int i, const json_t *value, pg_error *err);
 
     /* Frees n->state (NULL: nothing to free, or plain free()). */
     void (*free_state)(struct pg_node *n);

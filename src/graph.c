@@ -446,6 +446,7 @@ static int pg__check_arity(pg__ctx *c)
                 continue;
             }
             const pg_op_def *aop = c->pn[pa->target].op;
+            if (aop->result == PG_RESULT_VALUE && (op->arg_kinds & PG_ARGK_VALUE)) continue;
             if (!(op->arg_kinds & PG_ARGK_RASTER))
                 return pg__fail(c, i, PG_ETYPE, "arg %d of %s must be a number, got a node (%s)", a,
                                 op->name, aop->name);
