@@ -97,7 +97,8 @@ static int w_open(pg_writer *w)
     opt = CSLSetNameValue(opt, "BIGTIFF", "IF_SAFER");
     if (ri->bands > 1) opt = CSLSetNameValue(opt, "INTERLEAVE", "BAND");
     if (ri->type == PG_I8) opt = CSLSetNameValue(opt, "PIXELTYPE", "SIGNEDBYTE");
-    /* For a COG the user's options are the COG driver's, applied on copy. */
+    /* For COG, PNG and JPEG the user's options are that driver's, applied
+     * on copy. */
     if (strcmp(w->st->format, "GTiff") == 0)
         for (char **o = w->st->options; o && *o; o++) {
             char *key = NULL;
@@ -228,15 +229,20 @@ static int w_close(pg_writer *w)
     GDALClose(w->ds);
     w->ds = NULL;
     if (CPLGetLastErrorType() >= CE_Failure) return w_fail(w, PG_EIO, "cannot finish writing");
-    if (strcmp(w->st->format, "COG") == 0) {
-        /* The COG driver only copies: turn the tiled temporary GeoTIFF into
-         * the final layout (overviews, ordering) under a second name. */
-        char cog[4200];
-        snprintf(cog, sizeof cog, "%s.cog", w->tmp);
-        GDALDriverH drv = GDALGetDriverByName("COG");
+    if (strcmp(w->st->format, "GTiff") != 0) {
+        /* COG, PNG and JPEG drivers only copy: turn the tiled temporary
+         * GeoTIFF into the final file under a second name. PNG and JPEG
+         * would put the georeferencing in a .aux.xml beside the temporary
+         * name, which the rename would orphan: they go without. */
+        char copy[4200];
+        snprintf(copy, sizeof copy, "%s.copy", w->tmp);
+        GDALDriverH drv = GDALGetDriverByName(w->st->format);
+        bool pic = strcmp(w->st->format, "COG") != 0;
+        if (pic) CPLSetThreadLocalConfigOption("GDAL_PAM_ENABLED", "NO");
         GDALDatasetH src = GDALOpen(w->tmp, GA_ReadOnly);
         GDALDatasetH dst = NULL;
-        if (drv && src) dst = GDALCreateCopy(drv, cog, src, FALSE, w->st->options, NULL, NULL);
+        CPLErrorReset();
+        if (drv && src) dst = GDALCreateCopy(drv, copy, src, FALSE, w->st->options, NULL, NULL);
         int ok = dst != NULL;
         if (dst) {
             CPLErrorReset();
@@ -244,13 +250,14 @@ static int w_close(pg_writer *w)
             if (CPLGetLastErrorType() >= CE_Failure) ok = 0;
         }
         if (src) GDALClose(src);
+        if (pic) CPLSetThreadLocalConfigOption("GDAL_PAM_ENABLED", NULL);
         unlink(w->tmp);
         if (!ok) {
-            unlink(cog);
-            return w_fail(w, PG_EIO, "cannot write the COG");
+            unlink(copy);
+            return w_fail(w, PG_EIO, "cannot write");
         }
-        if (pg_strlcpy(w->tmp, cog, sizeof w->tmp) >= sizeof w->tmp) {
-            unlink(cog);
+        if (pg_strlcpy(w->tmp, copy, sizeof w->tmp) >= sizeof w->tmp) {
+            unlink(copy);
             return w_fail(w, PG_EIO, "path too long for");
         }
     }
@@ -264,9 +271,9 @@ static void w_discard(pg_writer *w)
         w->ds = NULL;
     }
     if (w->tmp[0]) unlink(w->tmp);
-    char cog[4200];
-    snprintf(cog, sizeof cog, "%s.cog", w->tmp);
-    unlink(cog);
+    char copy[4200];
+    snprintf(copy, sizeof copy, "%s.copy", w->tmp);
+    unlink(copy);
 }
 
 static void w_behave(pg_actor *self, pg_msg *m)

@@ -504,6 +504,20 @@ static void job_maybe_finish(pg_job *j)
     if (j->writers_pending == 0) job_end_success(j);
 }
 
+/* Frees a value sweep's partial states (finished or not). */
+static void sweep_free_partials(sweep *sw)
+{
+    if (sw->partials == NULL) return;
+    const pg_op_def *op = sw->root->op;
+    if (op->partial_free) {
+        int64_t nt = pg_tiling_count(&sw->tiling);
+        for (int64_t k = 0; k < nt; k++)
+            op->partial_free(sw->root, sw->partials + (size_t)k * op->partial_size);
+    }
+    free(sw->partials);
+    sw->partials = NULL;
+}
+
 /* Every tile of a value sweep is done: merge the partials in tile order,
  * then hand the value to every node that takes it as an argument, before
  * any of their tiles runs (their sweeps wait behind a barrier). */
@@ -517,8 +531,7 @@ static int sweep_finish_value(pg_job *j, sweep *sw, pg_error *e)
         parts[k] = sw->partials + (size_t)k * n->op->partial_size;
     int rc = n->op->finish(n, parts, nt, &sw->value, e);
     free(parts);
-    free(sw->partials);
-    sw->partials = NULL;
+    sweep_free_partials(sw);
     if (rc != 0) {
         if (e->code == 0) pg_error_set(e, PG_EINTERNAL, "%s failed", n->op->name);
         if (e->node[0] == '\0') pg_error_node(e, n->name);
@@ -839,7 +852,7 @@ static void job_free(pg_actor *a)
     if (j->waiting) frame_free(j->waiting);
     for (int i = 0; j->sw && i < j->nsweeps; i++) {
         pg_writer_release(&j->sw[i].writer);
-        free(j->sw[i].partials);
+        sweep_free_partials(&j->sw[i]);
         json_decref(j->sw[i].value);
     }
     free(j->sw);

@@ -183,8 +183,11 @@ static int save_plan(pg_node *n, const pg_plan_env *env, pg_error *err)
     if (s == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
     n->state = s;
     const char *fmt = pg_param_str(n, "format");
-    if (strcmp(fmt, "GTiff") != 0 && strcmp(fmt, "COG") != 0)
-        return pg_error_set(err, PG_EPARAM, "param 'format' must be \"GTiff\" or \"COG\", not '%s'",
+    if (strcmp(fmt, "GTiff") != 0 && strcmp(fmt, "COG") != 0 && strcmp(fmt, "PNG") != 0 &&
+        strcmp(fmt, "JPEG") != 0)
+        return pg_error_set(err, PG_EPARAM,
+                            "param 'format' must be \"GTiff\", \"COG\", \"PNG\" or \"JPEG\", "
+                            "not '%s'",
                             fmt);
     s->format = strdup(fmt);
     if (s->format == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
@@ -201,6 +204,19 @@ static int save_plan(pg_node *n, const pg_plan_env *env, pg_error *err)
                                 pg_celltype_name(s->type), n->info.nodata);
         n->info.type = s->type;
     }
+    /* Pictures hold few kinds of cells: say so now, not after the work. */
+    const pg_raster_info *ri = &n->info;
+    if (strcmp(fmt, "PNG") == 0 &&
+        !((ri->type == PG_U8 || ri->type == PG_U16) && ri->bands >= 1 && ri->bands <= 4))
+        return pg_error_set(err, PG_EPARAM,
+                            "format PNG holds u8 or u16 cells in 1 to 4 bands, not %d band(s) of "
+                            "%s: colour it with render.ramp / render.rgb, or set \"type\"",
+                            ri->bands, pg_celltype_name(ri->type));
+    if (strcmp(fmt, "JPEG") == 0 && !(ri->type == PG_U8 && (ri->bands == 1 || ri->bands == 3)))
+        return pg_error_set(err, PG_EPARAM,
+                            "format JPEG holds u8 cells in 1 or 3 bands, not %d band(s) of %s: "
+                            "colour it with render.rgb, or set \"type\"",
+                            ri->bands, pg_celltype_name(ri->type));
     rc = pg_path_for_write(env->data_root, pg_param_str(n, "path"), &s->path, err);
     if (rc) return rc;
     s->relpath = pg_path_relative(env->data_root, s->path);
@@ -245,7 +261,8 @@ const pg_op_def pg_ops_io[] = {
     {
         .name = "io.save",
         .family = "io",
-        .doc = "Writes its raster argument to a GeoTIFF or COG. The file appears only when the "
+        .doc = "Writes its raster argument to a GeoTIFF, COG, PNG or JPEG. The file appears only "
+               "when the "
                "whole job has succeeded (it is written under a temporary name and renamed); a "
                "failed or cancelled job leaves nothing behind. Answers with the path written.",
         .example = "{\"op\": \"io.save\", \"path\": \"out/sum.tif\", \"options\": "

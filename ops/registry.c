@@ -14,8 +14,9 @@
 /* The one place that lists the families. Order matters only for `ops`
  * output (and for which entry wins if two families ever reused a name;
  * tests/test_graph.c checks that none do). */
-static const pg_op_def *const pg__families[] = {pg_ops_io, pg_ops_raster, pg_ops_local,
-                                                pg_ops_global};
+static const pg_op_def *const pg__families[] = {
+    pg_ops_io,    pg_ops_raster, pg_ops_local,  pg_ops_local_math, pg_ops_local_class,
+    pg_ops_focal, pg_ops_zonal,  pg_ops_global, pg_ops_transform,  pg_ops_render};
 
 const pg_op_def *pg_op_find(const char *name)
 {

@@ -86,6 +86,10 @@ typedef struct pg_op_def {
      * reference). */
     int (*finish)(const struct pg_node *n, void *const *partials, int64_t count, json_t **value,
                   pg_error *err);
+    /* VALUE: frees what partial() allocated inside one partial state (NULL
+     * if it allocates nothing). Called for every partial once the sweep is
+     * over, finished or cancelled; a never-filled partial is all zeroes. */
+    void (*partial_free)(const struct pg_node *n, void *partial);
 
     /* Ops that take VALUE args: arg I's value (borrowed) is known; keep
      * what compute() needs in n->state. Runs on the job's actor after
@@ -108,9 +112,15 @@ json_t *pg_op_describe(const pg_op_def *op);
 
 /* The families' tables, concatenated by registry.c. Each is terminated by
  * an entry with name NULL. */
-extern const pg_op_def pg_ops_io[];
-extern const pg_op_def pg_ops_raster[];
-extern const pg_op_def pg_ops_local[];
-extern const pg_op_def pg_ops_global[];
+extern const pg_op_def pg_ops_io[];          /* ops/io.c: io.load, io.save */
+extern const pg_op_def pg_ops_raster[];      /* ops/raster.c: raster.constant */
+extern const pg_op_def pg_ops_local[];       /* ops/local.c: arithmetic */
+extern const pg_op_def pg_ops_local_math[];  /* ops/local_math.c: functions, comparisons, logic */
+extern const pg_op_def pg_ops_local_class[]; /* ops/local_class.c: conversion, classes */
+extern const pg_op_def pg_ops_focal[];       /* ops/focal.c: moving windows, terrain */
+extern const pg_op_def pg_ops_zonal[];       /* ops/zonal.c: statistics per zone */
+extern const pg_op_def pg_ops_global[];      /* ops/global.c: whole-raster reductions */
+extern const pg_op_def pg_ops_transform[];   /* ops/transform.c: crop, resample, reproject */
+extern const pg_op_def pg_ops_render[];      /* ops/render.c: colour ramps, composites */
 
 #endif

@@ -1,0 +1,6 @@
+/* The focal op family (see ops/registry.h). */
+#include "ops/registry.h"
+
+const pg_op_def pg_ops_focal[] = {
+    {0},
+};

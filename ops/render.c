@@ -1,0 +1,6 @@
+/* The render op family (see ops/registry.h). */
+#include "ops/registry.h"
+
+const pg_op_def pg_ops_render[] = {
+    {0},
+};
