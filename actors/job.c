@@ -243,16 +243,20 @@ static void frame_done(frame *f, slot *root, pg_tile **in)
     if (!atomic_load(&f->failed) && atomic_load(&j->stop) == 0) {
         pg_error e = {0};
         if (sw->kind == SW_SAVE) {
-            /* The writer answers the job with TILE_DONE once it has written. */
-            pg_writer_write(sw->writer, f->k, pg_tile_ref(in[0]), &e, f->bytes);
-            frame_free(f);
-            return;
-        }
-        if (sw->kind == SW_VALUE) {
+            if (in[0] != NULL) {
+                /* The writer answers the job with TILE_DONE once it has written. */
+                pg_writer_write(sw->writer, f->k, pg_tile_ref(in[0]), &e, f->bytes);
+                frame_free(f);
+                return;
+            }
+            pg_error_set(&e, PG_EINTERNAL, "tile %lld of '%s' has no data", (long long)f->k,
+                         root->node->args[0].ref->name);
+            frame_fail(f, &e, root->node);
+        } else if (sw->kind == SW_VALUE) {
             const pg_node *n = root->node;
             if (n->op->partial(n, sw->partials + (size_t)f->k * n->op->partial_size, in, &e))
                 frame_fail(f, &e, n);
-        } else { /* SW_RAW: copy the cells into the answer, band by band */
+        } else if (root->tile != NULL) { /* SW_RAW: copy the cells into the answer */
             const pg_tile *t = root->tile;
             size_t cs = pg_celltype_size(t->type);
             const pg_raster_info *ri = &root->node->info;
@@ -265,6 +269,9 @@ static void frame_done(frame *f, slot *root, pg_tile **in)
                     memcpy(j->raw + sw->raw_off + dst, pg_tile_cell(t, b, y, 0),
                            (size_t)t->win.w * cs);
                 }
+        } else {
+            pg_error_set(&e, PG_EINTERNAL, "tile %lld has no data", (long long)f->k);
+            frame_fail(f, &e, root->node);
         }
     }
     pg_error err = {0};
@@ -308,7 +315,9 @@ static void slot_run(pg_task *t)
     if (live && node->op->result == PG_RESULT_RASTER) {
         pg_error e = {0};
         for (int i = 0; i < node->nargs && live; i++)
-            if (node->args[i].ref && in[i] == NULL) live = false; /* a child failed */
+            if (node->args[i].ref && node->args[i].ref->op->result == PG_RESULT_RASTER &&
+                in[i] == NULL)
+                live = false; /* a raster child failed (values have no tile) */
         pg_tile *out = live ? pg_tile_new(node->info.type, node->info.bands, s->win) : NULL;
         if (live && out == NULL) {
             pg_error_set(&e, PG_ENOMEM, "out of memory for a %lldx%lld tile", (long long)s->win.w,
