@@ -883,7 +883,8 @@ START_TEST(test_registry_describe)
         json_array_foreach(kinds, ki, kv)
         {
             const char *k = json_string_value(kv);
-            ck_assert_msg(k != NULL && (strcmp(k, "raster") == 0 || strcmp(k, "number") == 0),
+            ck_assert_msg(k != NULL && (strcmp(k, "raster") == 0 || strcmp(k, "number") == 0 ||
+                                        strcmp(k, "value") == 0),
                           "%s: bad kind", op->name);
         }
         if (op->max_args != 0)
