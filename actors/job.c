@@ -17,6 +17,13 @@ enum { SW_SAVE, SW_VALUE, SW_RAW };
 enum { J_NEW, J_RUNNING, J_CLOSING, J_COMMITTING, J_ABORTING, J_ENDED };
 
 /* One result of the job, computed as a sweep over a tile grid. */
+/* The bytes of one partial of value node N. */
+static size_t partial_bytes(const pg_node *n)
+{
+    size_t b = n->op->partial_size_of ? n->op->partial_size_of(n) : n->op->partial_size;
+    return b ? b : 1;
+}
+
 /* One sweep over a tile grid: a result of the job, or a value (a
  * reduction) that other nodes of the job take as an argument. */
 typedef struct sweep {
@@ -254,7 +261,7 @@ static void frame_done(frame *f, slot *root, pg_tile **in)
             frame_fail(f, &e, root->node);
         } else if (sw->kind == SW_VALUE) {
             const pg_node *n = root->node;
-            if (n->op->partial(n, sw->partials + (size_t)f->k * n->op->partial_size, in, &e))
+            if (n->op->partial(n, sw->partials + (size_t)f->k * partial_bytes(n), in, &e))
                 frame_fail(f, &e, n);
         } else if (root->tile != NULL) { /* SW_RAW: copy the cells into the answer */
             const pg_tile *t = root->tile;
@@ -521,7 +528,7 @@ static void sweep_free_partials(sweep *sw)
     if (op->partial_free) {
         int64_t nt = pg_tiling_count(&sw->tiling);
         for (int64_t k = 0; k < nt; k++)
-            op->partial_free(sw->root, sw->partials + (size_t)k * op->partial_size);
+            op->partial_free(sw->root, sw->partials + (size_t)k * partial_bytes(sw->root));
     }
     free(sw->partials);
     sw->partials = NULL;
@@ -537,7 +544,7 @@ static int sweep_finish_value(pg_job *j, sweep *sw, pg_error *e)
     void **parts = malloc(sizeof *parts * (size_t)nt);
     if (parts == NULL) return pg_error_set(e, PG_ENOMEM, "out of memory");
     for (int64_t k = 0; k < nt; k++)
-        parts[k] = sw->partials + (size_t)k * n->op->partial_size;
+        parts[k] = sw->partials + (size_t)k * partial_bytes(n);
     int rc = n->op->finish(n, parts, nt, &sw->value, e);
     free(parts);
     sweep_free_partials(sw);
@@ -709,7 +716,7 @@ static int add_sweep(pg_job *j, const pg_node *n, bool barrier, pg_error *err)
         sw->raw_len = bytes;
         j->raw_total += bytes;
     } else if (sw->kind == SW_VALUE) {
-        sw->partials = calloc((size_t)nt, n->op->partial_size ? n->op->partial_size : 1);
+        sw->partials = calloc((size_t)nt, partial_bytes(n));
         if (sw->partials == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
     }
     j->total += nt;

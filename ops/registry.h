@@ -81,6 +81,10 @@ typedef struct pg_op_def {
 
     /* VALUE: bytes of one tile's partial state (zeroed before partial()). */
     size_t partial_size;
+    /* VALUE, optional: the partial's size for this node when it depends on
+     * the node (bands, bins...); overrides partial_size. Keep it small: the
+     * job holds one partial per tile until the sweep ends. */
+    size_t (*partial_size_of)(const struct pg_node *n);
     int (*partial)(const struct pg_node *n, void *partial, pg_tile *const *in, pg_error *err);
     /* VALUE: merges COUNT partials in tile order into *value (a new
      * reference). */
