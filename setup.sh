@@ -51,8 +51,10 @@ echo "    built: build/pergolad build/pergola build/libpergola.so build/pergola-
 echo "==> generating sample rasters in data/sample (2048x2048, EPSG:32633)"
 mkdir -p data/sample
 mk=build/pergola-mkraster
-[ -f data/sample/red.tif ] || $mk data/sample/red.tif --size 2048 --type u16 --pattern random --seed 1
-[ -f data/sample/nir.tif ] || $mk data/sample/nir.tif --size 2048 --type u16 --pattern random --seed 2
+# A smooth gradient and the synthetic terrain as two "bands" (same grid),
+# so that NDVI has structure to look at.
+[ -f data/sample/red.tif ] || $mk data/sample/red.tif --size 2048 --type u16 --pattern gradient
+[ -f data/sample/nir.tif ] || $mk data/sample/nir.tif --size 2048 --type u16 --pattern dem
 
 echo "==> starting pergolad with conf/pergola.json"
 ready=$(mktemp -u /tmp/pergola-ready.XXXXXX)
@@ -68,4 +70,6 @@ build/pergola run conf/examples/ndvi.json
 echo "==> outputs (under data/):"
 ls -l data/results/
 gdalinfo -stats data/results/ndvi.tif | grep -E "Size is|Type=|STATISTICS_(MIN|MAX|MEAN)" || true
+echo "    open data/results/ndvi.png to look at the result"
+rm -f data/results/*.aux.xml
 echo "==> stopping pergolad"
