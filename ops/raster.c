@@ -1,5 +1,6 @@
 /* Raster sources that need no file: raster.constant. */
 #include "graph.h"
+#include "crs.h"
 #include "ops/registry.h"
 #include "raster.h"
 #include "util.h"
@@ -30,96 +31,6 @@ static bool pg__storable(pg_celltype t, double v, double *stored)
     }
     *stored = v;
     return pg_celltype_holds(t, v);
-}
-
-/* ---- CRS parameter ----
- * OSRSetFromUserInput also accepts file names and URLs (and GDAL 3.6 has no C
- * entry point for its ALLOW_FILE_ACCESS/ALLOW_NETWORK_ACCESS limits): a graph
- * must not make the daemon read files outside the data root or fetch URLs.
- * So only in-memory forms are accepted, recognised by their shape. */
-
-static bool pg__is_auth_code(const char *s)
-{
-    /* AUTHORITY:CODE, e.g. EPSG:32633, ESRI:102100, IAU_2015:30100, or an
-     * OGC URN (urn:ogc:def:crs:EPSG::4326): letters, digits and ":._-", no
-     * slash, starting with a letter, with a colon. */
-    if (!isalpha((unsigned char)s[0])) return false;
-    bool colon = false;
-    for (const char *c = s; *c; c++) {
-        if (*c == ':')
-            colon = true;
-        else if (!isalnum((unsigned char)*c) && *c != '_' && *c != '.' && *c != '-')
-            return false;
-    }
-    return colon;
-}
-
-static bool pg__is_wkt(const char *s)
-{
-    /* A WKT keyword (PROJCS, GEOGCRS, COMPOUNDCRS, ...) then '['. */
-    const char *c = s;
-    while (isalpha((unsigned char)*c) || *c == '_' || isdigit((unsigned char)*c))
-        c++;
-    return c > s && *c == '[';
-}
-
-/* Parses a CRS given by a client into WKT (*WKT, malloc'd). Returns 0 or
- * PG_EPARAM with a message in ERR. */
-static int pg__crs_to_wkt(const char *def, char **wkt, pg_error *err)
-{
-    *wkt = NULL;
-    const char *s = def;
-    while (isspace((unsigned char)*s))
-        s++;
-    OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
-    if (srs == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
-    /* Keep GDAL's complaints out of the daemon's stderr; keep the text for
-     * the client. The handler stack is per thread. */
-    CPLPushErrorHandler(CPLQuietErrorHandler);
-    CPLErrorReset();
-    OGRErr e;
-    bool shape_ok = true;
-    if (s[0] == '{') {
-        e = OSRSetFromUserInput(srs, s); /* PROJJSON, parsed in memory */
-    } else if (pg__is_wkt(s)) {
-        char *p = (char *)s;
-        e = OSRImportFromWkt(srs, &p);
-    } else if (strncmp(s, "+proj=", 6) == 0 && strstr(s, "init=") == NULL &&
-               strpbrk(s, "/\\") == NULL) {
-        /* No +init= (reads a file) and no paths (grid files). */
-        e = OSRImportFromProj4(srs, s);
-    } else if (pg__is_auth_code(s)) {
-        e = OSRSetFromUserInput(srs, s);
-    } else if (strcmp(s, "WGS84") == 0 || strcmp(s, "WGS72") == 0 || strcmp(s, "NAD27") == 0 ||
-               strcmp(s, "NAD83") == 0) {
-        e = OSRSetWellKnownGeogCS(srs, s);
-    } else {
-        e = OGRERR_UNSUPPORTED_SRS;
-        shape_ok = false;
-    }
-    char gdal_msg[160];
-    pg_strlcpy(gdal_msg, CPLGetLastErrorMsg(), sizeof gdal_msg);
-    CPLPopErrorHandler();
-
-    int rc = 0;
-    if (!shape_ok) {
-        rc = pg_error_set(err, PG_EPARAM,
-                          "param 'crs' must be WKT, PROJJSON, AUTHORITY:CODE (EPSG:32633), an OGC "
-                          "URN or a +proj= string");
-    } else if (e != OGRERR_NONE) {
-        rc = pg_error_set(err, PG_EPARAM, "param 'crs' is not a valid CRS%s%s",
-                          gdal_msg[0] ? ": " : "", gdal_msg);
-    } else {
-        char *out = NULL;
-        if (OSRExportToWkt(srs, &out) != OGRERR_NONE || out == NULL) {
-            rc = pg_error_set(err, PG_EPARAM, "param 'crs' cannot be expressed as WKT");
-        } else if ((*wkt = strdup(out)) == NULL) {
-            rc = pg_error_set(err, PG_ENOMEM, "out of memory");
-        }
-        CPLFree(out);
-    }
-    OSRDestroySpatialReference(srs);
-    return rc;
 }
 
 /* ---- raster.constant ---- */
@@ -240,7 +151,7 @@ static int pg__const_plan(pg_node *n, const pg_plan_env *env, pg_error *err)
     char *crs = NULL;
     const char *crs_def = n->nargs == 0 ? pg_param_str(n, "crs") : NULL;
     if (crs_def != NULL) {
-        int rc = pg__crs_to_wkt(crs_def, &crs, err);
+        int rc = pg_crs_param_wkt("crs", crs_def, &crs, err);
         if (rc < 0) {
             free(st);
             return rc;
