@@ -63,6 +63,9 @@ pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$ready"' EXIT
 for _ in $(seq 100); do [ -s "$ready" ] && break; kill -0 $pid 2>/dev/null || exit 1; sleep 0.1; done
 [ -s "$ready" ] || { echo "pergolad did not start" >&2; exit 1; }
+# Talk to the address it actually bound (the config may name another port).
+PERGOLA_CONNECT=$(grep -o '"listen":\["[^"]*' "$ready" | cut -d'"' -f4)
+export PERGOLA_CONNECT
 
 echo "==> pergola ping; pergola run conf/examples/ndvi.json"
 build/pergola ping
