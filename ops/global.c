@@ -25,7 +25,8 @@
  * values sorted x[0] <= ... <= x[N-1], h = (N - 1) * p, lo = floor(h),
  * q = x[lo] + (h - lo) * (x[lo + 1] - x[lo]) (just x[lo] when h == lo).
  *  - 8- and 16-bit integer rasters: EXACT. Each tile's partial is the
- *    histogram of every value (at most 65536 entries).
+ *    histogram of every value it holds (8 bytes per distinct value: at most
+ *    512 KiB per tile, for 16-bit noise; held until the sweep ends).
  *  - u32, i32, f32, f64: one pass over a mergeable summary. A tile keeps
  *    its sorted distinct values with their counts when it has at most
  *    PG__QS_SIZE (4096) of them (exact), else PG__QS_SIZE groups of
@@ -733,7 +734,8 @@ typedef struct pg__qe {
  * number of valid cells, the largest group size - 1 (0: exact), and the
  * valid cells' min and max. */
 typedef struct pg__qs_partial {
-    pg__qe *e;
+    pg__qe *e;        /* u32, i32, f32, f64 */
+    uint64_t *packed; /* 8/16-bit types, half the memory: (value - type min) << 32 | count */
     int64_t m;
     int64_t n;
     int64_t err;
@@ -765,7 +767,9 @@ static void pg__qs_pfree(const pg_node *n, void *partial)
     (void)n;
     pg__qs_partial *p = partial;
     free(p->e);
+    free(p->packed);
     p->e = NULL;
+    p->packed = NULL;
     p->m = 0;
 }
 
@@ -848,23 +852,23 @@ static int pg__qs_build(const pg__q_state *st, const pg_tile *t, pg__qs_partial 
         int64_t m = 0, n = 0;
         for (size_t v = 0; v < nv; v++)
             m += cnt[v] != 0;
-        p->e = malloc(sizeof *p->e * (size_t)(m ? m : 1));
-        if (p->e == NULL) {
+        p->packed = malloc(sizeof *p->packed * (size_t)(m ? m : 1));
+        if (p->packed == NULL) {
             pg_tile_unref(&scr);
             return pg_error_set(err, PG_ENOMEM, "out of memory");
         }
         m = 0;
         for (size_t v = 0; v < nv; v++) {
             if (cnt[v] == 0) continue;
-            p->e[m++] = (pg__qe){base + (double)v, cnt[v]};
+            p->packed[m++] = (uint64_t)v << 32 | cnt[v];
             n += cnt[v];
         }
         pg_tile_unref(&scr);
         p->m = m;
         p->n = n;
         p->err = 0;
-        p->min = m ? p->e[0].v : INFINITY;
-        p->max = m ? p->e[m - 1].v : -INFINITY;
+        p->min = m ? base + (double)(p->packed[0] >> 32) : INFINITY;
+        p->max = m ? base + (double)(p->packed[m - 1] >> 32) : -INFINITY;
         return 0;
     }
     /* The valid cells' keys, sorted. */
@@ -953,7 +957,7 @@ static int pg__qs_select(const pg__q_state *st, void *const *partials, int64_t c
         for (int64_t k = 0; k < count; k++) {
             const pg__qs_partial *p = partials[k];
             for (int64_t j = 0; j < p->m; j++)
-                cnt[(size_t)(p->e[j].v - base)] += p->e[j].w;
+                cnt[p->packed[j] >> 32] += (int64_t)(p->packed[j] & 0xffffffffu);
         }
         int64_t cum = 0;
         int ri = 0;

@@ -65,13 +65,12 @@
  *    arg is nodata there (where: when cond is, or the branch it picks is;
  *    the other branch does not matter), or the result is undefined: not
  *    finite (sqrt(-1), log(0), pow overflow, an f32 result beyond FLT_MAX;
- *    an inf input gives an inf result, also nodata; atan2(0, 0) is 0, which
- *    is defined), or abs/negate of the most negative signed value. The
- *    output has a nodata value when a raster arg has one or is a float
- *    raster, for abs/negate of signed types, and always for the float
- *    functions. That value is the first raster arg's nodata (where: a's,
- *    else b's) if the output type holds it exactly, else the type's default
- *    (NaN for floats, min for signed, max for unsigned integers).
+ *    an inf result from an inf input too: max(inf, 1) is nodata, min(inf,
+ *    1) is 1; atan2(0, 0) is 0, which is defined), or abs/negate of the most negative signed value.
+ * The output has a nodata value when a raster arg has one or is a float raster, for abs/negate of
+ * signed types, and always for the float functions. That value is the first raster arg's nodata if
+ * the output type holds it exactly (where: a's if a has one the type holds, else b's), else the
+ * type's default (NaN for floats, min for signed, max for unsigned integers).
  *  - Comparisons and logic: 255 where any raster arg is nodata. The output
  *    has nodata 255 when some raster arg has a nodata value or is a float
  *    raster (NaN), else none.
@@ -713,6 +712,43 @@ PG__CMPW(i32, int32_t)
 PG__CMPW(f32, float)
 PG__CMPW(f64, double)
 
+/* The same marking NaN operands 255 (nodata) in the same pass, for float
+ * args without a nodata value of their own (no byte mask needed). NaN
+ * compares false (except !=, which gives 1: 1 | 255 is 255), so OR-ing 255
+ * in is exact; written with | rather than a select so that GCC vectorises
+ * it (a select whose arm holds an ordered compare is not if-converted). */
+#define PG__NAN255(x) ((uint8_t)(-(int)((x) != (x)) & 255))
+#define PG__CMPNFNS(W, T, OPN, OP)                                                                 \
+    static PG__NOINLINE void pg__##W##_##OPN##_nvv(uint8_t *restrict d, const void *restrict a_,   \
+                                                   const void *restrict b_, size_t n)              \
+    {                                                                                              \
+        const T *restrict a = a_;                                                                  \
+        const T *restrict b = b_;                                                                  \
+        PG__LOOP(n, const T x = a[i]; const T y = b[i];                                            \
+                 d[i] = (uint8_t)((x OP y) | PG__NAN255(x) | PG__NAN255(y)););                     \
+    }                                                                                              \
+    static PG__NOINLINE void pg__##W##_##OPN##_nvs(uint8_t *restrict d, const void *restrict a_,   \
+                                                   double s_, size_t n)                            \
+    {                                                                                              \
+        const T *restrict a = a_;                                                                  \
+        const T s = pg__s_##W(s_);                                                                 \
+        PG__LOOP(n, const T x = a[i]; d[i] = (uint8_t)((x OP s) | PG__NAN255(x)););                \
+    }                                                                                              \
+    static PG__NOINLINE void pg__##W##_##OPN##_nsv(uint8_t *restrict d, double s_,                 \
+                                                   const void *restrict a_, size_t n)              \
+    {                                                                                              \
+        const T *restrict a = a_;                                                                  \
+        const T s = pg__s_##W(s_);                                                                 \
+        PG__LOOP(n, const T x = a[i]; d[i] = (uint8_t)((s OP x) | PG__NAN255(x)););                \
+    }
+#define PG__CMPNW(W, T)                                                                            \
+    PG__CMPNFNS(W, T, eq, ==)                                                                      \
+    PG__CMPNFNS(W, T, ne, !=)                                                                      \
+    PG__CMPNFNS(W, T, lt, <)                                                                       \
+    PG__CMPNFNS(W, T, le, <=) PG__CMPNFNS(W, T, gt, >) PG__CMPNFNS(W, T, ge, >=)
+PG__CMPNW(f32, float)
+PG__CMPNW(f64, double)
+
 #define PG__CMPE(W, OPN)                                                                           \
     {                                                                                              \
         pg__##W##_##OPN##_cvv, pg__##W##_##OPN##_cvs, pg__##W##_##OPN##_csv                        \
@@ -724,6 +760,17 @@ PG__CMPW(f64, double)
     }
 /* [work index][op - PG__EQ] */
 static const pg__cmp pg__cmpfns[3][6] = {PG__CMPROW(i32), PG__CMPROW(f32), PG__CMPROW(f64)};
+#define PG__CMPNE(W, OPN)                                                                          \
+    {                                                                                              \
+        pg__##W##_##OPN##_nvv, pg__##W##_##OPN##_nvs, pg__##W##_##OPN##_nsv                        \
+    }
+#define PG__CMPNROW(W)                                                                             \
+    {                                                                                              \
+        PG__CMPNE(W, eq), PG__CMPNE(W, ne), PG__CMPNE(W, lt), PG__CMPNE(W, le), PG__CMPNE(W, gt),  \
+            PG__CMPNE(W, ge)                                                                       \
+    }
+/* NaN-marking variants: [0 f32, 1 f64][op - PG__EQ] */
+static const pg__cmp pg__cmpnfns[2][6] = {PG__CMPNROW(f32), PG__CMPNROW(f64)};
 
 /* ---- logic on 0/1 bytes ---- */
 
@@ -1014,7 +1061,8 @@ typedef struct pg__mplan {
     bool direct;     /* FLOAT/VALUE: out == work, kernels write the output tile */
     bool has_nd;     /* the output has a nodata value ... */
     double nd;       /* ... this one */
-    bool any_mask;   /* some arg has mask or nan */
+    bool any_mask;   /* some arg needs the byte mask (mask without subst, or nan) */
+    bool cmp_nan;    /* comparisons: NaN marked by the kernel (pg__cmpnfns), no byte mask */
     pg__fin fin;     /* FLOAT/VALUE, !direct: the final conversion ... */
     pg__finfn finfn; /* ... by this function */
     double konst;    /* folded numbers: min/max (their min/max), mean (their sum) */
@@ -1231,7 +1279,12 @@ static int pg__mplan_build(pg_node *n, pg__mop op, pg_error *err)
             work = PG_I32;
         has_nd = any_nodata || any_float || ((op == PG__NEG || op == PG__ABS) && signed_int);
         if (op == PG__WHERE) {
-            nd_from = n->args[1].ref != NULL ? 1 : n->args[2].ref != NULL ? 2 : -1;
+            /* a's nodata, else b's (cond's is a condition, not a value) */
+            nd_from = -1;
+            for (int a = 2; a >= 1; a--) {
+                const pg_node *r = n->args[a].ref;
+                if (r != NULL && (r->info.has_nodata || nd_from < 0)) nd_from = a;
+            }
         }
         break;
     }
@@ -1291,6 +1344,12 @@ static int pg__mplan_build(pg_node *n, pg__mop op, pg_error *err)
             nd = ni != NULL && ni->has_nodata && pg_celltype_holds(out, ni->nodata)
                      ? ni->nodata
                      : pg_celltype_default_nodata(out);
+            /* where: b's when a's does not fit */
+            if (op == PG__WHERE && nd_from == 1 && n->args[2].ref != NULL &&
+                !(ni->has_nodata && pg_celltype_holds(out, ni->nodata))) {
+                const pg_raster_info *bi = &n->args[2].ref->info;
+                if (bi->has_nodata && pg_celltype_holds(out, bi->nodata)) nd = bi->nodata;
+            }
         }
     }
 
@@ -1383,6 +1442,19 @@ static int pg__mplan_build(pg_node *n, pg__mop op, pg_error *err)
         /* (the conversion to the work type exists: checked above) */
         la->subst = la->mask && carries && pg_celltype_is_float(work);
         p->any_mask |= (la->mask && !la->subst) || la->nan;
+    }
+
+    /* Comparisons whose only nodata is NaN: marked by the kernels. */
+    if (cat == PG__CCMP && pg_celltype_is_float(work) && p->any_mask) {
+        bool only_nan = true;
+        for (int a = 0; a < n->nargs; a++)
+            only_nan &= !p->args[a].mask;
+        if (only_nan) {
+            p->cmp_nan = true;
+            p->any_mask = false;
+            for (int a = 0; a < n->nargs; a++)
+                p->args[a].nan = false;
+        }
     }
 
     if ((cat == PG__CFLOAT || cat == PG__CVALUE) && !p->direct) {
@@ -1661,7 +1733,8 @@ static int pg__mcompute(const pg_node *n, pg_tile *out, pg_tile *const *in, pg_e
             break;
         }
         case PG__CCMP: {
-            const pg__cmp *k = &pg__cmpfns[pg__widx(p->work)][p->op - PG__EQ];
+            const pg__cmp *k = p->cmp_nan ? &pg__cmpnfns[p->work == PG_F32 ? 0 : 1][p->op - PG__EQ]
+                                          : &pg__cmpfns[pg__widx(p->work)][p->op - PG__EQ];
             uint8_t *o = (uint8_t *)outp;
             if (p->args[0].raster && p->args[1].raster)
                 k->vv(o, pg__operand(p, 0, in, off, len, s.b0),
@@ -1947,8 +2020,8 @@ const pg_op_def pg_ops_local_math[] = {
               "smallest integer type that holds it, or f32 if it has a fraction). A cell is "
               "nodata where cond is nodata (or NaN), where the branch it picks is nodata (or "
               "NaN), or where the picked float value is not finite; the output has a nodata value "
-              "when some raster arg has one or is a float raster. Its value is a's nodata if the "
-              "output type holds it, else b's, else the type's default." PG__GRID,
+              "when some raster arg has one or is a float raster. Its value is a's nodata if a has "
+              "one the output type holds, else b's, else the type's default." PG__GRID,
               "{\"op\": \"local.where\", \"args\": [{\"op\": \"local.gt\", \"args\": [{\"ref\": "
               "\"a\"}, 0.5]}, {\"op\": \"local.sqrt\", \"args\": [{\"ref\": \"a\"}]}, 0]}",
               3, 3, PG__RN, pg__type_params),

@@ -34,7 +34,9 @@
  * count/sum/min/max stay in registers and are flushed to the zone's slot
  * when the zone changes, so coherent zones cost no per-cell lookup. The
  * slot of a zone is a direct table for 8-bit zone types, else an
- * open-addressing hash map.
+ * open-addressing hash map; pass 1 records each cell's slot, so pass 2
+ * looks nothing up. The growing per-tile arrays are pooled buffers (a
+ * tile of many zones would otherwise pay for fresh pages).
  *
  * POLYGONS (zonal.polygons). The layer is read once in plan() (at most
  * PG__ZONES_MAX features and PG__WKB_MAX bytes of geometry: too_large
@@ -43,10 +45,14 @@
  * to be the same), and kept as WKB with its bounding box in cell
  * coordinates. A zone is a feature (named by its FID), or with "field" all
  * the features sharing that attribute's value (integer, real or string;
- * null values form the zone null, listed first). For each tile and zone
- * whose box meets the tile, GDAL rasterizes the zone's geometries into a
- * byte mask over the box (a MEM dataset wrapping a pooled buffer, geometry
- * to cell coordinates by the raster's inverse geotransform): a cell
+ * null values form the zone null, listed first). Only self-contained
+ * formats are opened (GeoJSON, GeoJSONSeq, Shapefile, GeoPackage,
+ * FlatGeobuf), from a path confined to the data root. A coarse index
+ * (blocks of 256 x 256 cells) gives each tile the features near it. For
+ * each tile and zone whose features' boxes meet the tile, GDAL rasterizes
+ * those geometries into a byte mask over their box (a MEM dataset wrapping
+ * a pooled buffer, geometry to cell coordinates by the raster's inverse
+ * geotransform, as GDAL's own transformer computes them): a cell
  * belongs to a zone when its centre is inside one of the zone's polygons
  * (GDAL's rule without ALL_TOUCHED; lines and points: the cells GDAL burns
  * for them). OVERLAPS: every zone is rasterized on its own, so a cell
@@ -964,14 +970,13 @@ static int pg__zhist_finish(const pg_node *n, void *const *partials, int64_t cou
                 rc = (int)gi;
                 break;
             }
+            if (g.n * (int64_t)bins > PG__ZH_COUNTS_MAX) {
+                rc = pg_error_set(err, PG_ETOOLARGE,
+                                  "zonal.histogram: %lld zones x %d bins is more than %lld counts",
+                                  (long long)g.n, bins, (long long)PG__ZH_COUNTS_MAX);
+                break;
+            }
             if (gi >= ccap) {
-                if (g.n * (int64_t)bins > PG__ZH_COUNTS_MAX) {
-                    rc = pg_error_set(err, PG_ETOOLARGE,
-                                      "zonal.histogram: %lld zones x %d bins is more than %lld "
-                                      "counts",
-                                      (long long)g.n, bins, (long long)PG__ZH_COUNTS_MAX);
-                    break;
-                }
                 const int64_t nc = ccap ? ccap * 2 : 16;
                 int64_t **nn = realloc(cnt, sizeof *nn * (size_t)nc);
                 if (nn == NULL) {
@@ -983,13 +988,6 @@ static int pg__zhist_finish(const pg_node *n, void *const *partials, int64_t cou
                 ccap = nc;
             }
             if (cnt[gi] == NULL) {
-                if (g.n * (int64_t)bins > PG__ZH_COUNTS_MAX) {
-                    rc = pg_error_set(err, PG_ETOOLARGE,
-                                      "zonal.histogram: %lld zones x %d bins is more than %lld "
-                                      "counts",
-                                      (long long)g.n, bins, (long long)PG__ZH_COUNTS_MAX);
-                    break;
-                }
                 cnt[gi] = calloc((size_t)bins, sizeof **cnt);
                 if (cnt[gi] == NULL) {
                     rc = pg_error_set(err, PG_ENOMEM, "out of memory");

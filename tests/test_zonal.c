@@ -677,6 +677,15 @@ START_TEST(test_histogram)
     json_t *bad = json_string("x");
     expect_error("zonal.histogram", json_pack("{s:i}", "bins", 10), r, 2, bad, PG_ETYPE, "args[2]");
     json_decref(bad);
+    /* 20000 zones x 1000 bins: more than 2^24 counts */
+    raster zc = ras_new(PG_I32, 200, 100, false, 0), vc = ras_new(PG_U8, 200, 100, false, 0);
+    for (size_t i = 0; i < ras_cells(&zc); i++)
+        zc.v[i] = (double)i;
+    const raster *rc2[2] = {&zc, &vc};
+    expect_error("zonal.histogram", json_pack("{s:i,s:[i,i]}", "bins", 1000, "range", 0, 1), rc2, 2,
+                 NULL, PG_ETOOLARGE, "bins");
+    ras_free(&zc);
+    ras_free(&vc);
     ras_free(&z);
     ras_free(&v);
     ras_free(&zw);
