@@ -60,6 +60,7 @@
  */
 #include "bufpool.h"
 #include "graph.h"
+#include "ops/cells.h"
 #include "ops/registry.h"
 #include "raster.h"
 #include "util.h"
@@ -296,58 +297,6 @@ static const pg_param_def pg__stats_params[] = {{0}};
 
 /* Cells per chunk of the converting loops: 8 KiB of doubles, in L1. */
 #define PG__CHUNK 1024
-
-/* Whether a raster's nodata value can occur in its cells (MASK) and that
- * value as the cells hold it (MV: for f32 the double rounded to f32). */
-static void pg__nodata_of(const pg_raster_info *ri, bool *mask, double *mv)
-{
-    *mask = false;
-    *mv = 0.0;
-    if (!ri->has_nodata || isnan(ri->nodata)) return;
-    const double v = ri->nodata;
-    if (ri->type == PG_F32) {
-        if (isinf(v) || fabs(v) <= FLT_MAX) {
-            *mask = true;
-            *mv = (double)(float)v;
-        }
-    } else if (pg_celltype_holds(ri->type, v)) {
-        *mask = true;
-        *mv = v;
-    }
-}
-
-/* N cells of type T as doubles, NaN where the cell is invalid (nodata, or
- * NaN already). Typed loops the compiler vectorises (a select). */
-#define PG__TODBL(NAME, T)                                                                         \
-    static void NAME(const void *src_, size_t n, bool mask, double mv, double *restrict dst)       \
-    {                                                                                              \
-        const T *restrict src = src_;                                                              \
-        if (!mask) {                                                                               \
-            for (size_t i = 0; i < n; i++)                                                         \
-                dst[i] = (double)src[i];                                                           \
-            return;                                                                                \
-        }                                                                                          \
-        const T nd = (T)mv;                                                                        \
-        for (size_t i = 0; i < n; i++) {                                                           \
-            const T v = src[i];                                                                    \
-            dst[i] = v == nd ? NAN : (double)v;                                                    \
-        }                                                                                          \
-    }
-
-PG__TODBL(pg__dbl_u8, uint8_t)
-PG__TODBL(pg__dbl_i8, int8_t)
-PG__TODBL(pg__dbl_u16, uint16_t)
-PG__TODBL(pg__dbl_i16, int16_t)
-PG__TODBL(pg__dbl_u32, uint32_t)
-PG__TODBL(pg__dbl_i32, int32_t)
-PG__TODBL(pg__dbl_f32, float)
-PG__TODBL(pg__dbl_f64, double)
-
-typedef void (*pg__dblfn)(const void *, size_t, bool, double, double *);
-static const pg__dblfn pg__dblfns[PG_CELLTYPE_COUNT] = {
-    pg__dbl_u8,  pg__dbl_i8,  pg__dbl_u16, pg__dbl_i16,
-    pg__dbl_u32, pg__dbl_i32, pg__dbl_f32, pg__dbl_f64,
-};
 
 /* The raster arg 0 of a reduction, checked; its info. */
 static int pg__raster_arg0(const pg_node *n, const char *opname, const pg_raster_info **ri,
@@ -590,7 +539,7 @@ static int pg__hist_plan(pg_node *n, const pg_plan_env *env, pg_error *err)
     st->type = ri->type;
     st->bands = ri->bands;
     st->bins = (int)bins;
-    pg__nodata_of(ri, &st->mask, &st->mv);
+    pg_cells_nodata_of(ri, &st->mask, &st->mv);
     if (pg_param_has(n, "range")) {
         double lo, hi;
         if ((rc = pg__param_pair(n, "range", &lo, &hi, err))) return rc;
@@ -631,7 +580,7 @@ static int pg__hist_part(const pg_node *n, void *partial, pg_tile *const *in, pg
     double buf[PG__CHUNK];
     for (size_t off = 0; off < cells; off += PG__CHUNK) {
         const size_t len = cells - off < PG__CHUNK ? cells - off : PG__CHUNK;
-        pg__dblfns[t->type]((const char *)t->data + off * cs, len, st->mask, st->mv, buf);
+        pg_cells_to_dbl[t->type]((const char *)t->data + off * cs, len, st->mask, st->mv, buf);
         for (size_t i = 0; i < len; i++) {
             const double v = buf[i];
             if (!(v >= lo && v <= hi)) continue; /* NaN too */
@@ -806,7 +755,7 @@ static void pg__minmax(const pg__q_state *st, const pg_tile *t, pg__qs_partial *
     int64_t cnt = 0;
     for (size_t off = 0; off < cells; off += PG__CHUNK) {
         const size_t len = cells - off < PG__CHUNK ? cells - off : PG__CHUNK;
-        pg__dblfns[t->type]((const char *)t->data + off * cs, len, st->mask, st->mv, buf);
+        pg_cells_to_dbl[t->type]((const char *)t->data + off * cs, len, st->mask, st->mv, buf);
         for (size_t i = 0; i < len; i++) {
             const double v = buf[i];
             if (v != v) continue;
@@ -879,7 +828,7 @@ static int pg__qs_build(const pg__q_state *st, const pg_tile *t, pg__qs_partial 
     double buf[PG__CHUNK];
     for (size_t off = 0; off < cells; off += PG__CHUNK) {
         const size_t len = cells - off < PG__CHUNK ? cells - off : PG__CHUNK;
-        pg__dblfns[t->type]((const char *)t->data + off * cs, len, st->mask, st->mv, buf);
+        pg_cells_to_dbl[t->type]((const char *)t->data + off * cs, len, st->mask, st->mv, buf);
         for (size_t i = 0; i < len; i++) {
             const double v = buf[i];
             if (v != v) continue;
@@ -1115,7 +1064,7 @@ static int pg__q_plan_common(pg_node *n, const char *opname, pg__q_state **out, 
     n->state = st;
     st->type = ri->type;
     st->bands = ri->bands;
-    pg__nodata_of(ri, &st->mask, &st->mv);
+    pg_cells_nodata_of(ri, &st->mask, &st->mv);
     *out = st;
     return 0;
 }
@@ -1242,7 +1191,7 @@ static int pg__resc_plan(pg_node *n, const pg_plan_env *env, pg_error *err)
     n->state = st;
     st->in_type = ri->type;
     st->out_type = out;
-    pg__nodata_of(ri, &st->mask, &st->mv);
+    pg_cells_nodata_of(ri, &st->mask, &st->mv);
     st->to0 = to0;
     st->to1 = to1;
     st->cmin = cmin;
@@ -1384,7 +1333,7 @@ static int pg__resc_compute(const pg_node *n, pg_tile *out, pg_tile *const *in, 
         return pg_error_set(err, PG_EINTERNAL, "global.rescale: tile does not match the raster");
     const size_t cells = (size_t)t->bands * (size_t)t->win.w * (size_t)t->win.h;
     const size_t ics = pg_celltype_size(t->type), ocs = pg_celltype_size(out->type);
-    const pg__dblfn conv = pg__dblfns[t->type];
+    const pg_cells_dblfn conv = pg_cells_to_dbl[t->type];
     const pg__storefn store = pg__storefns[out->type];
     double buf[PG__CHUNK];
     for (size_t off = 0; off < cells; off += PG__CHUNK) {

@@ -62,6 +62,7 @@
  */
 #include "bufpool.h"
 #include "graph.h"
+#include "ops/cells.h"
 #include "ops/registry.h"
 #include "paths.h"
 #include "raster.h"
@@ -154,55 +155,6 @@ static json_t *pg__zone_json(json_t *key, const pg__mom *m, bool integral)
 /* ======================================================================
  * Conversions
  * ====================================================================== */
-
-static void pg__nodata_of(const pg_raster_info *ri, bool *mask, double *mv)
-{
-    *mask = false;
-    *mv = 0.0;
-    if (!ri->has_nodata || isnan(ri->nodata)) return;
-    const double v = ri->nodata;
-    if (ri->type == PG_F32) {
-        if (isinf(v) || fabs(v) <= FLT_MAX) {
-            *mask = true;
-            *mv = (double)(float)v;
-        }
-    } else if (pg_celltype_holds(ri->type, v)) {
-        *mask = true;
-        *mv = v;
-    }
-}
-
-/* Values as doubles, NaN where invalid. */
-#define PG__TODBL(NAME, T)                                                                         \
-    static void NAME(const void *src_, size_t n, bool mask, double mv, double *restrict dst)       \
-    {                                                                                              \
-        const T *restrict src = src_;                                                              \
-        if (!mask) {                                                                               \
-            for (size_t i = 0; i < n; i++)                                                         \
-                dst[i] = (double)src[i];                                                           \
-            return;                                                                                \
-        }                                                                                          \
-        const T nd = (T)mv;                                                                        \
-        for (size_t i = 0; i < n; i++) {                                                           \
-            const T v = src[i];                                                                    \
-            dst[i] = v == nd ? NAN : (double)v;                                                    \
-        }                                                                                          \
-    }
-
-PG__TODBL(pg__dbl_u8, uint8_t)
-PG__TODBL(pg__dbl_i8, int8_t)
-PG__TODBL(pg__dbl_u16, uint16_t)
-PG__TODBL(pg__dbl_i16, int16_t)
-PG__TODBL(pg__dbl_u32, uint32_t)
-PG__TODBL(pg__dbl_i32, int32_t)
-PG__TODBL(pg__dbl_f32, float)
-PG__TODBL(pg__dbl_f64, double)
-
-typedef void (*pg__dblfn)(const void *, size_t, bool, double, double *);
-static const pg__dblfn pg__dblfns[PG_CELLTYPE_COUNT] = {
-    pg__dbl_u8,  pg__dbl_i8,  pg__dbl_u16, pg__dbl_i16,
-    pg__dbl_u32, pg__dbl_i32, pg__dbl_f32, pg__dbl_f64,
-};
 
 /* Zones as int64, PG__NOZONE where nodata. */
 #define PG__TOZ(NAME, T)                                                                           \
@@ -483,8 +435,8 @@ static int pg__zplan_common(pg_node *n, const char *opname, pg__zs_state **out, 
     n->state = st;
     st->ztype = zi->type;
     st->vtype = vi->type;
-    pg__nodata_of(zi, &st->zmask, &st->zmv);
-    pg__nodata_of(vi, &st->vmask, &st->vmv);
+    pg_cells_nodata_of(zi, &st->zmask, &st->zmv);
+    pg_cells_nodata_of(vi, &st->vmask, &st->vmv);
     *out = st;
     return 0;
 }
@@ -603,14 +555,14 @@ static int pg__zstats_part(const pg_node *n, void *partial, pg_tile *const *in, 
     for (size_t off = 0; off < cells && rc == 0; off += PG__CHUNK) {
         const size_t len = cells - off < PG__CHUNK ? cells - off : PG__CHUNK;
         pg__zfns[zt->type]((const char *)zt->data + off * zcs, len, st->zmask, st->zmv, zb);
-        pg__dblfns[vt->type]((const char *)vt->data + off * vcs, len, st->vmask, st->vmv, vb);
+        pg_cells_to_dbl[vt->type]((const char *)vt->data + off * vcs, len, st->vmask, st->vmv, vb);
         rc = pg__zs_pass1(&L, zb, vb, len, slot + off, err);
     }
     for (int64_t i = 0; i < L.n; i++)
         L.mom[i].mean = L.mom[i].count ? L.mom[i].sum / (double)L.mom[i].count : 0.0;
     for (size_t off = 0; off < cells && rc == 0; off += PG__CHUNK) {
         const size_t len = cells - off < PG__CHUNK ? cells - off : PG__CHUNK;
-        pg__dblfns[vt->type]((const char *)vt->data + off * vcs, len, st->vmask, st->vmv, vb);
+        pg_cells_to_dbl[vt->type]((const char *)vt->data + off * vcs, len, st->vmask, st->vmv, vb);
         pg__zs_pass2(&L, slot + off, vb, len);
     }
     pg_tile_unref(&ss);
@@ -839,7 +791,7 @@ static int pg__zhist_part(const pg_node *n, void *partial, pg_tile *const *in, p
     for (size_t off = 0; off < cells && rc == 0; off += PG__CHUNK) {
         const size_t len = cells - off < PG__CHUNK ? cells - off : PG__CHUNK;
         pg__zfns[zt->type]((const char *)zt->data + off * zcs, len, st->zmask, st->zmv, zb);
-        pg__dblfns[vt->type]((const char *)vt->data + off * vcs, len, st->vmask, st->vmv, vb);
+        pg_cells_to_dbl[vt->type]((const char *)vt->data + off * vcs, len, st->vmask, st->vmv, vb);
         int64_t cur = PG__NOZONE, ci = -1;
         for (size_t i = 0; i < len; i++) {
             const int64_t zz = zb[i];
@@ -1347,7 +1299,7 @@ static int pg__poly_plan(pg_node *n, const pg_plan_env *env, pg_error *err)
     if (st == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
     n->state = st;
     st->vtype = vi->type;
-    pg__nodata_of(vi, &st->vmask, &st->vmv);
+    pg_cells_nodata_of(vi, &st->vmask, &st->vmv);
     st->width = vi->width;
     st->height = vi->height;
     memcpy(st->gt, vi->geotransform, sizeof st->gt);
@@ -1578,7 +1530,7 @@ static int pg__poly_part_fn(const pg_node *n, void *partial, pg_tile *const *in,
     /* The values as doubles (NaN: invalid), then the mask buffer. */
     double *val = vs->data;
     unsigned char *mask = (unsigned char *)(val + cells);
-    pg__dblfns[t->type](t->data, cells, st->vmask, st->vmv, val);
+    pg_cells_to_dbl[t->type](t->data, cells, st->vmask, st->vmv, val);
     pg__xf xf = {.inv = st->inv};
     memcpy(xf.gt, st->gt, sizeof xf.gt);
 
