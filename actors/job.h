@@ -21,12 +21,14 @@
 #include "runtime.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* What a job needs from the daemon. */
 typedef struct pg_job_env {
     pg_plan_env plan;
     int64_t max_result_bytes;
+    bool fusion; /* fuse chains of per-cell ops (src/fuse.h) */
 } pg_job_env;
 
 /* Messages the job actor understands (pg_msg.type). */

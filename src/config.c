@@ -327,6 +327,13 @@ static int pg__set_key(pg_config *c, const char *key, const json_t *v, const cha
         return pg__set_int(v, 16, PG__MB_MAX, &c->memory_budget_mb, src, name, err);
     if (strcmp(key, "gdal_cache_mb") == 0)
         return pg__set_int(v, 1, PG__MB_MAX, &c->gdal_cache_mb, src, name, err);
+    if (strcmp(key, "cache_mb") == 0)
+        return pg__set_int(v, 0, PG__MB_MAX, &c->cache_mb, src, name, err);
+    if (strcmp(key, "fusion") == 0) {
+        if (!json_is_boolean(v)) return pg__cfg_err(err, src, name, "must be true or false");
+        c->fusion = json_is_true(v);
+        return 0;
+    }
     if (strcmp(key, "data_root") == 0) return pg__set_string(v, &c->data_root, src, name, err);
     if (strcmp(key, "limits") == 0) return pg__set_limits(c, v, src, name, err);
     if (strcmp(key, "default_timeout_ms") == 0)
@@ -355,6 +362,8 @@ void pg_config_defaults(pg_config *c)
     c->tile_w = c->tile_h = 256;
     c->memory_budget_mb = 1024;
     c->gdal_cache_mb = 64;
+    c->cache_mb = 256;
+    c->fusion = true;
     c->data_root = pg__xstrdup("data");
     c->limits.max_request_bytes = 1048576;
     c->limits.max_nodes = 10000;
@@ -483,7 +492,7 @@ int pg_config_load_file(pg_config *c, const char *path, pg_error *err)
 
 /* ---- command line ------------------------------------------------------ */
 
-enum { PG__F_INT, PG__F_STR, PG__F_TILE, PG__F_NONE };
+enum { PG__F_INT, PG__F_STR, PG__F_TILE, PG__F_BOOL, PG__F_NONE };
 
 static const struct pg__flag {
     const char *flag;
@@ -504,6 +513,9 @@ static const struct pg__flag {
      "tile size, N or WxH (16..8192, multiples of 16)"},
     {"--memory-budget-mb", "memory_budget_mb", PG__F_INT, "N",
      "memory for tiles in flight, in MiB (>= 16)"},
+    {"--cache-mb", "cache_mb", PG__F_INT, "N", "memory for the result cache, in MiB (0: none)"},
+    {"--fusion", "fusion", PG__F_BOOL, "on|off",
+     "run chains of per-cell ops as one pass per tile (default on)"},
     {"--log-level", "log_level", PG__F_STR, "L", "error, warn, info or debug"},
     {"--ready-file", "ready_file", PG__F_STR, "PATH",
      "once listening, write the bound addresses to PATH"},
@@ -547,6 +559,10 @@ static json_t *pg__flag_value(const struct pg__flag *f, const char *s)
     case PG__F_INT:
         if (pg__parse_i64(s, &a) != 0) return NULL;
         return json_integer(a);
+    case PG__F_BOOL:
+        if (strcmp(s, "on") == 0 || strcmp(s, "true") == 0) return json_true();
+        if (strcmp(s, "off") == 0 || strcmp(s, "false") == 0) return json_false();
+        return NULL;
     case PG__F_TILE: {
         const char *x = strpbrk(s, "xX");
         if (x == NULL) return pg__parse_i64(s, &a) == 0 ? json_integer(a) : NULL;
@@ -660,6 +676,8 @@ int pg_config_from_args(pg_config *c, int argc, char **argv, pg_error *err)
         if (jv == NULL) {
             rc = f->kind == PG__F_TILE
                      ? pg_error_set(err, PG_ECONFIG, "%s: '%s' is not N or WxH", f->flag, val[i])
+                 : f->kind == PG__F_BOOL
+                     ? pg_error_set(err, PG_ECONFIG, "%s: '%s' is not on or off", f->flag, val[i])
                      : pg_error_set(err, PG_ECONFIG, "%s: '%s' is not an integer", f->flag, val[i]);
             goto out;
         }

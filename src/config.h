@@ -9,6 +9,7 @@
 
 #include "pergola/error.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,8 @@ typedef struct pg_config {
     int64_t tile_w, tile_h;
     int64_t memory_budget_mb;
     int64_t gdal_cache_mb;
+    int64_t cache_mb; /* the result cache (src/cache.h); 0: no cache */
+    bool fusion;      /* run chains of per-cell ops as one pass (src/fuse.h) */
     char *data_root;
     struct {
         int64_t max_request_bytes;
