@@ -44,14 +44,15 @@ extern "C" {
     X(PG_ECLOSED, -28, "connection_closed", "the connection was closed")                           \
     X(PG_EINVAL, -29, "invalid_argument", "a function was called with an invalid argument")        \
     X(PG_ECONFIG, -30, "bad_config", "the configuration is invalid")                               \
-    X(PG_ETYPE, -31, "bad_type", "an argument has the wrong kind (raster, value or number)")
+    X(PG_ETYPE, -31, "bad_type", "an argument has the wrong kind (raster, value or number)")       \
+    X(PG_EPEER, -32, "peer_unavailable", "no cluster node could run a remote part of the graph")
 
 typedef enum {
     PG_OK = 0,
 #define PG__ERR_ENUM(e, v, n, m) e = v,
     PG_ERRNO_MAP(PG__ERR_ENUM)
 #undef PG__ERR_ENUM
-        PG_ERR_MIN_ = -31
+        PG_ERR_MIN_ = -32
 } pg_errcode;
 
 /* The stable wire name of CODE ("unknown_op"); "ok" for 0, "unknown" otherwise. */
