@@ -4,7 +4,9 @@
 #include "actors/io.h"
 #include "actors/session.h"
 #include "bufpool.h"
+#include "cluster.h"
 #include "log.h"
+#include "partition.h"
 #include "ops/io.h"
 #include "protocol.h"
 #include "util.h"
@@ -30,9 +32,14 @@ typedef struct sweep {
     int kind;
     const pg_node *root; /* the node swept */
     pg_tiling tiling;
-    int64_t next; /* next tile index to start */
-    int64_t done; /* tiles finished */
-    bool barrier; /* starts only once every earlier sweep is complete */
+    int64_t ox, oy;    /* the tiling's origin: the run's "window" for a raster answer */
+    int *assign;       /* distributed: node (index in job->nodes) of each tile */
+    bool remote_whole; /* a remote value node: one call computes the whole sweep */
+    uint64_t tried;    /* remote_whole: nodes asked already (bits of job->nodes) */
+    pg_error rerr;     /* remote_whole: the last failed call's error */
+    int64_t next;      /* next tile index to start */
+    int64_t done;      /* tiles finished */
+    bool barrier;      /* starts only once every earlier sweep is complete */
     bool complete;
     pg_writer *writer;
     char *partials;          /* SW_VALUE: ntiles * partial_size bytes, zeroed */
@@ -64,6 +71,23 @@ struct pg_job {
     size_t raw_total;
     uint64_t last_progress_ns;
     uint64_t started_ns;
+
+    /* A raster answer restricted to a window ("window" of the request). */
+    bool has_window;
+    pg_window window;
+    /* Cluster (README "Cluster"): every node's name, sorted, this one at
+     * self; each slot or sweep a remote call may compute holds the
+     * subgraph to send. Empty without a cluster. */
+    int nnodes, self;
+    char **nodes;
+    json_t **subgraph; /* per plan node, or NULL */
+    int64_t remote_timeout_ms, remote_max_calls;
+    /* Calls in flight, so that a cancel reaches them (slots and whole
+     * sweeps): guarded by calls_lock, taken by workers, the loop thread and
+     * the job, never across anything that waits. */
+    uv_mutex_t calls_lock;
+    struct call *calls;
+    bool calls_cancelled;
 };
 
 static atomic_uint_fast64_t job_seq;
@@ -82,6 +106,16 @@ typedef struct slot {
     int parents_off, nparents;
     int children_off; /* node->nargs entries: slot index, or -1 for a number */
     pg_tile *tile;
+    /* Remote slots (README "Cluster"). REGION 0 holds the frame's own
+     * slots; region r > 0 the subgraph under remote slot r - 1, laid out
+     * (and its memory reserved) only so that it can run here if no node
+     * can: it stays dormant unless the call fails over to this node. */
+    int region;
+    int remote;      /* R_NONE, or R_CALL -> R_DONE (a tile came back) / R_LOCAL */
+    int target_kind; /* T_ANY, T_NAMED, T_ASSIGNED */
+    const char *target;
+    uint64_t tried; /* bit i: job->nodes[i] was asked already */
+    pg_error rerr;  /* the last failed call's error */
 } slot;
 
 struct frame {
@@ -97,14 +131,23 @@ struct frame {
     pg_error err;
 };
 
-static void slot_run(pg_task *t);
+enum { R_NONE, R_CALL, R_DONE, R_LOCAL };
+/* Where a remote slot may run: T_ANY ("remote": true) the least loaded
+ * peer, else here; T_NAMED ("remote": NAME) only that node or a member of
+ * that pool; T_ASSIGNED (a distributed tile) its assigned node first, then
+ * any peer, then here. */
+enum { T_ANY, T_NAMED, T_ASSIGNED };
 
-static int find_or_add(slot **slots, int *n, int *cap, const pg_node *node, pg_window w)
+static void slot_run(pg_task *t);
+struct slot;
+static bool slot_attempt(struct slot *s);
+
+static int find_or_add(slot **slots, int *n, int *cap, const pg_node *node, pg_window w, int region)
 {
     for (int i = 0; i < *n; i++) {
         slot *s = &(*slots)[i];
-        if (s->node == node && s->win.x == w.x && s->win.y == w.y && s->win.w == w.w &&
-            s->win.h == w.h)
+        if (s->node == node && s->region == region && s->win.x == w.x && s->win.y == w.y &&
+            s->win.w == w.w && s->win.h == w.h)
             return i;
     }
     if (*n == *cap) {
@@ -118,6 +161,7 @@ static int find_or_add(slot **slots, int *n, int *cap, const pg_node *node, pg_w
     memset(s, 0, sizeof *s);
     s->node = node;
     s->win = w;
+    s->region = region;
     return (*n)++;
 }
 
@@ -128,6 +172,30 @@ static void frame_free(frame *f)
     free(f->slots);
     free(f->edges);
     free(f);
+}
+
+/* Marks slot I remote if it must be: a node with "remote" (in region 0:
+ * inside a remote subgraph everything runs where that subgraph runs), or
+ * a tile of a distributed sweep assigned to another node (GRID: the slot
+ * is the raster the sweep is cut by). */
+static void mark_remote(pg_job *j, slot *sl, bool grid, int assigned)
+{
+    if (sl->region != 0 || j->nnodes == 0 || sl->node->op->result != PG_RESULT_RASTER) return;
+    if (sl->node->remote != NULL) {
+        sl->remote = R_CALL;
+        sl->target_kind = sl->node->remote[0] ? T_NAMED : T_ANY;
+        sl->target = sl->node->remote;
+    } else if (grid && assigned >= 0 && assigned != j->self) {
+        sl->remote = R_CALL;
+        sl->target_kind = T_ASSIGNED;
+        sl->target = j->nodes[assigned];
+    }
+}
+
+/* The region of slot S's children: a remote slot's subgraph is its own. */
+static int child_region(const slot *slots, int s)
+{
+    return slots[s].remote == R_CALL ? s + 1 : slots[s].region;
 }
 
 /* Lays out the frame for tile K of sweep SWI: the (node, window) pairs the
@@ -146,19 +214,36 @@ static frame *frame_new(pg_job *j, int swi, int64_t k)
     slot *slots = malloc(sizeof *slots * (size_t)cap);
     if (slots == NULL) goto fail;
     pg_window w = pg_tiling_window(&sw->tiling, k);
-    if (find_or_add(&slots, &n, &cap, sw->root, w) < 0) goto fail;
+    w.x += sw->ox;
+    w.y += sw->oy;
+    int assigned = sw->assign ? sw->assign[k] : -1;
+    if (find_or_add(&slots, &n, &cap, sw->root, w, 0) < 0) goto fail;
+    /* A raster answer is its own grid; a value or a save is cut by its
+     * raster args, and io.save's "remote" means its input's. */
+    mark_remote(j, &slots[0], sw->kind == SW_RAW, assigned);
     /* Pass 1: discover slots breadth first; count edges. */
     int nedges = 0;
     for (int s = 0; s < n; s++) {
         const pg_node *node = slots[s].node;
+        int region = child_region(slots, s);
         for (int i = 0; i < node->nargs; i++) {
             const pg_node *c = node->args[i].ref;
             if (c == NULL || c->op->result != PG_RESULT_RASTER) continue; /* numbers, values */
             pg_window cw = slots[s].win;
             if (node->op->need) node->op->need(node, i, &slots[s].win, &cw);
-            int ci = find_or_add(&slots, &n, &cap, c, cw);
+            int before = n;
+            int ci = find_or_add(&slots, &n, &cap, c, cw, region);
             if (ci < 0) goto fail;
             slots[ci].nparents++;
+            if (ci == before) {
+                mark_remote(j, &slots[ci], s == 0 && sw->kind != SW_RAW, assigned);
+                if (s == 0 && sw->kind == SW_SAVE && node->remote && slots[ci].region == 0 &&
+                    j->nnodes > 0 && slots[ci].remote == R_NONE) {
+                    slots[ci].remote = R_CALL;
+                    slots[ci].target_kind = node->remote[0] ? T_NAMED : T_ANY;
+                    slots[ci].target = node->remote;
+                }
+            }
         }
         nedges += node->nargs;
     }
@@ -179,6 +264,7 @@ static frame *frame_new(pg_job *j, int swi, int64_t k)
     for (int s = 0; s < n; s++) {
         slot *sl = &slots[s];
         const pg_node *node = sl->node;
+        int region = child_region(slots, s);
         sl->children_off = off;
         off += node->nargs;
         int pending = 0;
@@ -187,7 +273,7 @@ static frame *frame_new(pg_job *j, int swi, int64_t k)
             if (node->args[i].ref && node->args[i].ref->op->result == PG_RESULT_RASTER) {
                 pg_window cw = sl->win;
                 if (node->op->need) node->op->need(node, i, &sl->win, &cw);
-                ci = find_or_add(&slots, &n, &cap, node->args[i].ref, cw); /* exists */
+                ci = find_or_add(&slots, &n, &cap, node->args[i].ref, cw, region); /* exists */
                 slot *c = &slots[ci];
                 f->edges[c->parents_off + c->nparents++] = s;
                 pending++;
@@ -196,7 +282,9 @@ static frame *frame_new(pg_job *j, int swi, int64_t k)
         }
         sl->task.run = slot_run;
         sl->f = f;
-        atomic_init(&sl->pending, pending);
+        /* A remote slot starts at once (a call); its children count down
+         * only if it falls back to running here (slot_fall_back). */
+        atomic_init(&sl->pending, sl->remote == R_CALL ? 0 : pending);
         atomic_init(&sl->uses, 0);
     }
     for (int s = 0; s < n; s++) {
@@ -266,13 +354,14 @@ static void frame_done(frame *f, slot *root, pg_tile **in)
         } else if (root->tile != NULL) { /* SW_RAW: copy the cells into the answer */
             const pg_tile *t = root->tile;
             size_t cs = pg_celltype_size(t->type);
-            const pg_raster_info *ri = &root->node->info;
+            const pg_tiling *g = &sw->tiling; /* the answer's grid: the raster or its window */
             for (int b = 0; b < t->bands; b++)
                 for (int64_t y = 0; y < t->win.h; y++) {
-                    size_t dst = (((size_t)b * (size_t)ri->height + (size_t)(t->win.y + y)) *
-                                      (size_t)ri->width +
-                                  (size_t)t->win.x) *
-                                 cs;
+                    size_t dst =
+                        (((size_t)b * (size_t)g->height + (size_t)(t->win.y - sw->oy + y)) *
+                             (size_t)g->width +
+                         (size_t)(t->win.x - sw->ox)) *
+                        cs;
                     memcpy(j->raw + sw->raw_off + dst, pg_tile_cell(t, b, y, 0),
                            (size_t)t->win.w * cs);
                 }
@@ -301,6 +390,7 @@ static void slot_release_children(frame *f, slot *s)
 static void slot_run(pg_task *t)
 {
     slot *s = (slot *)t;
+    if (s->remote == R_CALL && slot_attempt(s)) return; /* back when answered */
     frame *f = s->f;
     pg_job *j = f->job;
     const pg_node *node = s->node;
@@ -319,7 +409,7 @@ static void slot_run(pg_task *t)
         }
     }
     bool live = in != NULL && !atomic_load(&f->failed) && atomic_load(&j->stop) == 0;
-    if (live && node->op->result == PG_RESULT_RASTER) {
+    if (live && node->op->result == PG_RESULT_RASTER && s->remote != R_DONE) {
         pg_error e = {0};
         for (int i = 0; i < node->nargs && live; i++)
             if (node->args[i].ref && node->args[i].ref->op->result == PG_RESULT_RASTER &&
@@ -360,7 +450,7 @@ static void slot_run(pg_task *t)
 static void frame_start(frame *f)
 {
     /* Collect the leaves before scheduling any: once one runs, counters of
-     * other slots change under us. */
+     * other slots change under us. Dormant regions wait (slot_fall_back). */
     int stack_leaves[32];
     int *leaves = f->nslots <= 32 ? stack_leaves : malloc(sizeof(int) * (size_t)f->nslots);
     int nl = 0;
@@ -373,10 +463,233 @@ static void frame_start(frame *f)
         return;
     }
     for (int s = 0; s < f->nslots; s++)
-        if (atomic_load(&f->slots[s].pending) == 0) leaves[nl++] = s;
+        if (f->slots[s].region == 0 && atomic_load(&f->slots[s].pending) == 0) leaves[nl++] = s;
     for (int i = 0; i < nl; i++)
         pg_schedule(&f->slots[leaves[i]].task);
     if (leaves != stack_leaves) free(leaves);
+}
+
+/* ---- remote calls (README "Cluster") ---- */
+
+/* One call in flight: to compute a remote slot's tile, or a whole remote
+ * value sweep. Two references: the issuer's (until it has recorded the
+ * call's id) and the callback's. */
+typedef struct call {
+    struct call *next, **pprev; /* in job->calls while in flight */
+    atomic_int refs;
+    pg_job *job;
+    slot *s;  /* a slot's call, or NULL */
+    int swi;  /* a whole sweep's call */
+    int node; /* index in job->nodes */
+    uint64_t id;
+} call;
+
+static void call_unref(call *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) == 1) free(c);
+}
+
+/* Picks the node for the next attempt of a call of kind KIND to TARGET,
+ * skipping those in TRIED: an index in job->nodes, -1 for "run it here",
+ * or -2 when no node is left (T_NAMED only). Least loaded first; a peer at
+ * its cap of calls is skipped by kinds that can fall back here. */
+static int pick_node(pg_job *j, int kind, const char *target, uint64_t tried)
+{
+    if (kind == T_ASSIGNED) {
+        for (int i = 0; i < j->nnodes; i++)
+            if (strcmp(j->nodes[i], target) == 0 && !(tried & ((uint64_t)1 << i))) {
+                pg_peer_info pi;
+                if (pg_cluster_peers(target, &pi, 1) == 1 && pi.state == PG_PEER_UP) return i;
+            }
+    }
+    if (kind == T_NAMED && strcmp(target, j->nodes[j->self]) == 0) return -1;
+    pg_peer_info peers[64];
+    int np = pg_cluster_peers(kind == T_NAMED ? target : NULL, peers, 64);
+    int best = -1;
+    double best_load = 0;
+    for (int p = 0; p < np; p++) {
+        if (peers[p].state != PG_PEER_UP) continue;
+        int i = 0;
+        while (i < j->nnodes && strcmp(j->nodes[i], peers[p].name) != 0)
+            i++;
+        if (i == j->nnodes || (tried & ((uint64_t)1 << i))) continue;
+        if (kind != T_NAMED && peers[p].inflight >= j->remote_max_calls) continue;
+        double load = (double)(peers[p].load + peers[p].inflight) /
+                      (peers[p].workers > 0 ? peers[p].workers : 1);
+        if (best < 0 || load < best_load) best = i, best_load = load;
+    }
+    if (best >= 0) return best;
+    return kind == T_NAMED ? -2 : -1;
+}
+
+/* Should a failed call be tried elsewhere? Only when the node failed, not
+ * the graph: a graph error would be the same anywhere. */
+static bool call_retryable(int code)
+{
+    return code == PG_EPEER || code == PG_ETIMEOUT || code == PG_EBUSY || code == PG_ESHUTDOWN ||
+           code == PG_ECONNECT || code == PG_EPROTO || code == PG_ECLOSED || code == PG_ENOMEM ||
+           code == PG_ECANCELLED;
+}
+
+static void call_error(pg_error *e, int code, const json_t *ev, const char *node)
+{
+    const json_t *err = ev ? json_object_get(ev, "error") : NULL;
+    const char *msg = json_string_value(json_object_get(err, "message"));
+    const char *at = json_string_value(json_object_get(err, "node"));
+    if (code == PG_EPEER && msg == NULL) msg = "the node is down or refused";
+    if (code == PG_ETIMEOUT && msg == NULL) msg = "no answer before the deadline";
+    pg_error_set(e, code, "node '%s': %s", node, msg ? msg : pg_strerror(code));
+    if (at && *at) pg_error_node(e, at);
+}
+
+static void on_call_end(void *ctx, int code, const json_t *ev, const void *data, size_t len,
+                        const char *node);
+
+/* Sends call C (request REQ, stolen) to node C->node; registers it so that
+ * a cancel reaches it. */
+static void call_send(pg_job *j, call *c, json_t *req)
+{
+    atomic_init(&c->refs, 2);
+    c->job = j;
+    uv_mutex_lock(&j->calls_lock);
+    c->next = j->calls;
+    c->pprev = &j->calls;
+    if (j->calls) j->calls->pprev = &c->next;
+    j->calls = c;
+    uv_mutex_unlock(&j->calls_lock);
+    uint64_t id = pg_cluster_call(j->nodes[c->node], req, j->remote_timeout_ms, on_call_end, c);
+    uv_mutex_lock(&j->calls_lock);
+    c->id = id;
+    bool cancel = c->pprev != NULL && j->calls_cancelled;
+    uv_mutex_unlock(&j->calls_lock);
+    if (cancel) pg_cluster_cancel(id);
+    call_unref(c);
+}
+
+/* A remote slot's next attempt, on a worker: a call, or running here (its
+ * dormant subgraph wakes up), or failing when no node is left. Returns
+ * true if the slot is now waiting (for the call or for its children). */
+static bool slot_attempt(slot *s)
+{
+    frame *f = s->f;
+    pg_job *j = f->job;
+    for (;;) {
+        if (atomic_load(&j->stop) != 0 || atomic_load(&f->failed)) {
+            s->remote = R_DONE; /* no tile: the continuation reports the failure */
+            return false;
+        }
+        int i = pick_node(j, s->target_kind, s->target, s->tried);
+        if (i == -2) {
+            pg_error e;
+            if (s->rerr.code)
+                pg_error_set(&e, PG_EPEER, "no node of '%s' could compute it (last: %s)", s->target,
+                             s->rerr.message);
+            else
+                pg_error_set(&e, PG_EPEER, "no node of '%s' is up", s->target);
+            frame_fail(f, &e, s->node);
+            s->remote = R_DONE;
+            return false;
+        }
+        if (i == -1) { /* here: wake the subgraph that was laid out for this */
+            s->remote = R_LOCAL;
+            int region = (int)(s - f->slots) + 1, pending = 0;
+            for (int a = 0; a < s->node->nargs; a++)
+                if (f->edges[s->children_off + a] >= 0) pending++;
+            if (pending == 0) return false; /* computes straight away */
+            atomic_store(&s->pending, pending);
+            for (int c = 0; c < f->nslots; c++)
+                if (f->slots[c].region == region && atomic_load(&f->slots[c].pending) == 0)
+                    pg_schedule(&f->slots[c].task);
+            return true;
+        }
+        s->tried |= (uint64_t)1 << i;
+        json_t *g = json_deep_copy(j->subgraph[s->node->index]);
+        json_t *req = g ? json_pack("{s:s, s:o, s:[IIII], s:b}", "type", "run", "graph", g,
+                                    "window", (json_int_t)s->win.x, (json_int_t)s->win.y,
+                                    (json_int_t)s->win.w, (json_int_t)s->win.h, "progress", 0)
+                        : NULL;
+        call *c = calloc(1, sizeof *c);
+        if (req == NULL || c == NULL) {
+            json_decref(req);
+            free(c);
+            pg_error_set(&s->rerr, PG_ENOMEM, "out of memory");
+            continue; /* try elsewhere (here, in the end) */
+        }
+        c->s = s;
+        c->swi = -1;
+        c->node = i;
+        call_send(j, c, req);
+        return true;
+    }
+}
+
+/* The answer to a slot's call, on the loop thread: the tile, or the next
+ * attempt. Either way the slot runs again on a worker. */
+static void slot_call_end(call *c, int code, const json_t *ev, const void *data, size_t len)
+{
+    slot *s = c->s;
+    const char *node = c->job->nodes[c->node];
+    if (code == 0) {
+        const pg_raster_info *ri = &s->node->info;
+        size_t want =
+            (size_t)ri->bands * (size_t)s->win.w * (size_t)s->win.h * pg_celltype_size(ri->type);
+        const json_t *r = json_object_get(json_object_get(ev, "value"), "raster");
+        const char *type = json_string_value(json_object_get(r, "type"));
+        if (len != want || data == NULL || type == NULL ||
+            strcmp(type, pg_celltype_name(ri->type)) != 0) {
+            pg_error_set(&s->rerr, PG_EPROTO,
+                         "node '%s' answered %zu bytes of %s for a %lldx%lld %s tile", node, len,
+                         type ? type : "?", (long long)s->win.w, (long long)s->win.h,
+                         pg_celltype_name(ri->type));
+        } else if ((s->tile = pg_tile_new(ri->type, ri->bands, s->win)) == NULL) {
+            pg_error_set(&s->rerr, PG_ENOMEM, "out of memory for a tile from node '%s'", node);
+        } else {
+            memcpy(s->tile->data, data, want);
+            s->remote = R_DONE;
+        }
+    } else {
+        call_error(&s->rerr, code, ev, node);
+        pg_log_debug("job %llu: %s", (unsigned long long)c->job->seq, s->rerr.message);
+        if (!call_retryable(code)) {
+            frame_fail(s->f, &s->rerr, s->node);
+            s->remote = R_DONE;
+        }
+    }
+    pg_schedule(&s->task); /* R_DONE: the continuation; R_CALL: the next attempt */
+}
+
+static void sweep_call_end(call *c, int code, const json_t *ev);
+static int sweep_bind(pg_job *j, sweep *sw, pg_error *e);
+static void job_launch(pg_job *j);
+
+static void on_call_end(void *ctx, int code, const json_t *ev, const void *data, size_t len,
+                        const char *node)
+{
+    (void)node;
+    call *c = ctx;
+    pg_job *j = c->job;
+    uv_mutex_lock(&j->calls_lock);
+    if (c->pprev) {
+        *c->pprev = c->next;
+        if (c->next) c->next->pprev = c->pprev;
+        c->pprev = NULL;
+    }
+    uv_mutex_unlock(&j->calls_lock);
+    if (c->s)
+        slot_call_end(c, code, ev, data, len);
+    else
+        sweep_call_end(c, code, ev);
+    call_unref(c);
+}
+
+/* Cancels every call in flight (the job stops). Any thread. */
+static void calls_cancel(pg_job *j)
+{
+    uv_mutex_lock(&j->calls_lock);
+    j->calls_cancelled = true;
+    for (call *c = j->calls; c; c = c->next)
+        if (c->id) pg_cluster_cancel(c->id);
+    uv_mutex_unlock(&j->calls_lock);
 }
 
 /* ---- the job actor ---- */
@@ -425,19 +738,27 @@ static void job_end_error(pg_job *j)
     job_post(j, pg_proto_error_event(j->id, code, msg, node), NULL, 0, outcome);
 }
 
-static json_t *raster_header(const pg_raster_info *ri)
+/* The header of a raster answer: RI, or its window W (NULL: all of it). */
+static json_t *raster_header(const pg_raster_info *ri, const pg_window *w)
 {
     json_t *gt = json_null();
     if (ri->has_geotransform) {
+        double g[6];
+        memcpy(g, ri->geotransform, sizeof g);
+        if (w) { /* the window's top-left corner */
+            g[0] += (double)w->x * g[1] + (double)w->y * g[2];
+            g[3] += (double)w->x * g[4] + (double)w->y * g[5];
+        }
         gt = json_array();
         for (int i = 0; i < 6; i++)
-            json_array_append_new(gt, json_real(ri->geotransform[i]));
+            json_array_append_new(gt, json_real(g[i]));
     }
     json_t *nd = json_null();
     if (ri->has_nodata) nd = isnan(ri->nodata) ? json_string("nan") : json_real(ri->nodata);
-    return json_pack("{sIsIsisssoso s:s}", "width", (json_int_t)ri->width, "height",
-                     (json_int_t)ri->height, "bands", ri->bands, "type", pg_celltype_name(ri->type),
-                     "nodata", nd, "geotransform", gt, "crs", ri->crs_wkt ? ri->crs_wkt : "");
+    return json_pack("{sIsIsisssoso s:s}", "width", (json_int_t)(w ? w->w : ri->width), "height",
+                     (json_int_t)(w ? w->h : ri->height), "bands", ri->bands, "type",
+                     pg_celltype_name(ri->type), "nodata", nd, "geotransform", gt, "crs",
+                     ri->crs_wkt ? ri->crs_wkt : "");
 }
 
 static void job_end_success(pg_job *j)
@@ -455,8 +776,9 @@ static void job_end_success(pg_job *j)
         } else if (sw->kind == SW_VALUE) {
             item = json_incref(sw->value);
         } else {
-            item = json_pack("{sosIsI}", "raster", raster_header(&sw->root->info), "offset",
-                             (json_int_t)sw->raw_off, "length", (json_int_t)sw->raw_len);
+            item = json_pack("{sosIsI}", "raster",
+                             raster_header(&sw->root->info, j->has_window ? &j->window : NULL),
+                             "offset", (json_int_t)sw->raw_off, "length", (json_int_t)sw->raw_len);
         }
         json_array_append_new(items, item ? item : json_null());
     }
@@ -508,6 +830,9 @@ static void job_abort(pg_job *j)
 /* Called whenever something finished: moves the job on if it can. */
 static void job_maybe_finish(pg_job *j)
 {
+    if (j->state == J_RUNNING && j->inflight > 0 && atomic_load(&j->stop) != 0 &&
+        !j->calls_cancelled && j->nnodes > 0)
+        calls_cancel(j); /* the tiles waiting for peers end now, not at their deadline */
     if (j->state != J_RUNNING || j->inflight > 0) return;
     if (atomic_load(&j->stop) != 0) {
         job_abort(j);
@@ -553,6 +878,13 @@ static int sweep_finish_value(pg_job *j, sweep *sw, pg_error *e)
         if (e->node[0] == '\0') pg_error_node(e, n->name);
         return e->code;
     }
+    return sweep_bind(j, sw, e);
+}
+
+/* Hands a value sweep's value to every node that takes it as an argument. */
+static int sweep_bind(pg_job *j, sweep *sw, pg_error *e)
+{
+    const pg_node *n = sw->root;
     pg_plan *p = j->plan;
     for (int m = 0; m < p->nnodes; m++) {
         pg_node *user = &p->nodes[m];
@@ -590,6 +922,111 @@ static void job_progress(pg_job *j, bool force)
     job_post(j, ev, NULL, 0, PG_OUTCOME_NONE);
 }
 
+/* A remote value sweep's next attempt, on the job's actor: a call, or the
+ * sweep turns local (its tiles run here), or the job fails when no node is
+ * left. Holds one unit of j->inflight while a call is out. */
+static void sweep_attempt(pg_job *j, int swi)
+{
+    sweep *sw = &j->sw[swi];
+    const char *target = sw->root->remote;
+    int kind = target[0] ? T_NAMED : T_ANY;
+    for (;;) {
+        int i = atomic_load(&j->stop) ? -3 : pick_node(j, kind, target, sw->tried);
+        if (i == -3 || i == -2) {
+            if (i == -2) {
+                pg_error e;
+                if (sw->rerr.code)
+                    pg_error_set(&e, PG_EPEER, "no node of '%s' could compute it (last: %s)",
+                                 target, sw->rerr.message);
+                else
+                    pg_error_set(&e, PG_EPEER, "no node of '%s' is up", target);
+                pg_error_node(&e, sw->root->name);
+                job_fail(j, &e);
+            }
+            j->inflight--;
+            return;
+        }
+        if (i == -1) { /* here, tile by tile */
+            sw->remote_whole = false;
+            sw->next = 0;
+            j->inflight--;
+            return;
+        }
+        sw->tried |= (uint64_t)1 << i;
+        json_t *g = json_deep_copy(j->subgraph[sw->root->index]);
+        json_t *req =
+            g ? json_pack("{s:s, s:o, s:b}", "type", "run", "graph", g, "progress", 0) : NULL;
+        call *c = calloc(1, sizeof *c);
+        if (req == NULL || c == NULL) {
+            json_decref(req);
+            free(c);
+            pg_error_set(&sw->rerr, PG_ENOMEM, "out of memory");
+            continue;
+        }
+        c->swi = swi;
+        c->node = i;
+        call_send(j, c, req);
+        return;
+    }
+}
+
+/* A whole sweep's answer, on the loop thread: on to the job's actor. */
+static void sweep_call_end(call *c, int code, const json_t *ev)
+{
+    pg_job *j = c->job;
+    pg_job_msg *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        pg_log_error("out of memory answering a job");
+        abort();
+    }
+    m->base.type = PG_JOB_REMOTE;
+    m->sweep = c->swi;
+    m->k = c->node;
+    if (code == 0) {
+        m->value = json_deep_copy(json_object_get(ev, "value"));
+        if (m->value == NULL) pg_error_set(&m->err, PG_ENOMEM, "out of memory");
+    } else {
+        call_error(&m->err, code, ev, j->nodes[c->node]);
+        m->retry = call_retryable(code);
+    }
+    pg_actor_send(&j->actor, &m->base);
+}
+
+static void job_on_remote(pg_job *j, pg_job_msg *jm)
+{
+    sweep *sw = &j->sw[jm->sweep];
+    if (jm->err.code == 0 && atomic_load(&j->stop) == 0) {
+        j->inflight--;
+        int64_t nt = pg_tiling_count(&sw->tiling);
+        j->done += nt - sw->done;
+        sw->done = nt;
+        sw->value = jm->value;
+        jm->value = NULL;
+        sweep_free_partials(sw);
+        pg_error e = {0};
+        if (sweep_bind(j, sw, &e) != 0)
+            job_fail(j, &e);
+        else
+            sw->complete = true;
+    } else if (jm->err.code && jm->retry && atomic_load(&j->stop) == 0) {
+        sw->rerr = jm->err;
+        pg_log_debug("job %llu: %s; trying elsewhere", (unsigned long long)j->seq, jm->err.message);
+        sweep_attempt(j, jm->sweep);
+    } else {
+        j->inflight--;
+        if (jm->err.code) {
+            pg_error e = jm->err;
+            if (e.node[0] == '\0') pg_error_node(&e, sw->root->name);
+            job_fail(j, &e);
+        }
+    }
+    json_decref(jm->value);
+    jm->value = NULL;
+    job_progress(j, false);
+    job_launch(j);
+    job_maybe_finish(j);
+}
+
 /* Starts tile indices, in order, while the budget and the in-flight cap
  * allow and no barrier holds. A frame is laid out first, so that exactly
  * the bytes its tiles may hold are reserved; one that does not fit waits
@@ -606,6 +1043,12 @@ static void job_launch(pg_job *j)
         if (sw->next == 0 && sw->barrier)
             for (int i = 0; i < j->cur; i++)
                 if (!j->sw[i].complete) return;
+        if (sw->next == 0 && sw->remote_whole) {
+            sw->next = pg_tiling_count(&sw->tiling);
+            j->inflight++;
+            sweep_attempt(j, j->cur); /* may turn the sweep local: next is 0 again */
+            continue;
+        }
         frame *f = j->waiting;
         j->waiting = NULL;
         if (f == NULL) f = frame_new(j, j->cur, sw->next);
@@ -699,11 +1142,22 @@ static int add_sweep(pg_job *j, const pg_node *n, bool barrier, pg_error *err)
         pg_error_node(err, n->name);
         return PG_ETYPE;
     }
-    choose_tiling(j, ri, &sw->tiling);
+    if (sw->kind == SW_RAW && j->has_window) {
+        /* The answer is the window: tiles of the usual size from its corner. */
+        pg_raster_info wi = *ri;
+        wi.width = j->window.w;
+        wi.height = j->window.h;
+        wi.block_w = wi.block_h = 0;
+        choose_tiling(j, &wi, &sw->tiling);
+        sw->ox = j->window.x;
+        sw->oy = j->window.y;
+    } else {
+        choose_tiling(j, ri, &sw->tiling);
+    }
     int64_t nt = pg_tiling_count(&sw->tiling);
     if (sw->kind == SW_RAW) {
-        size_t bytes =
-            (size_t)ri->width * (size_t)ri->height * (size_t)ri->bands * pg_celltype_size(ri->type);
+        size_t bytes = (size_t)sw->tiling.width * (size_t)sw->tiling.height * (size_t)ri->bands *
+                       pg_celltype_size(ri->type);
         if ((int64_t)(j->raw_total + bytes) > j->env.max_result_bytes) {
             pg_error_set(err, PG_ETOOLARGE,
                          "the raster answer would be %zu bytes, over the limit of %lld "
@@ -723,6 +1177,215 @@ static int add_sweep(pg_job *j, const pg_node *n, bool barrier, pg_error *err)
     return j->nsweeps++;
 }
 
+/* The run's "window": [x, y, width, height] of its one raster result, the
+ * cells a client (or a coordinating node) wants of it. Cells outside the
+ * raster are what its ops compute there (io.load: nodata). */
+static int parse_window(pg_job *j, pg_error *err)
+{
+    json_t *w = json_object_get(j->req, "window");
+    if (w == NULL) return 0;
+    const pg_plan *p = j->plan;
+    int64_t v[4];
+    bool ok = json_is_array(w) && json_array_size(w) == 4;
+    for (int i = 0; ok && i < 4; i++) {
+        json_t *e = json_array_get(w, (size_t)i);
+        ok = json_is_integer(e);
+        v[i] = ok ? (int64_t)json_integer_value(e) : 0;
+        ok = ok && v[i] >= -((int64_t)1 << 40) && v[i] <= ((int64_t)1 << 40) && (i < 2 || v[i] > 0);
+    }
+    if (!ok)
+        return pg_error_set(err, PG_EBADREQ,
+                            "'window' must be [x, y, width, height]: integers, width and height "
+                            ">= 1");
+    if (p->nresults != 1 || p->nodes[p->results[0]].op->result != PG_RESULT_RASTER)
+        return pg_error_set(err, PG_EBADREQ, "'window' applies to a single raster result");
+    const pg_raster_info *ri = &p->nodes[p->results[0]].info;
+    int64_t cells;
+    if (__builtin_mul_overflow(v[2], v[3], &cells) ||
+        __builtin_mul_overflow(cells, (int64_t)ri->bands, &cells) ||
+        (j->env.plan.max_cells > 0 && cells > j->env.plan.max_cells))
+        return pg_error_set(err, PG_ECELLS, "'window' of %lld x %lld cells is over the cell limit",
+                            (long long)v[2], (long long)v[3]);
+    j->has_window = true;
+    j->window = (pg_window){v[0], v[1], v[2], v[3]};
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int node_index(const pg_job *j, const char *name)
+{
+    for (int i = 0; i < j->nnodes; i++)
+        if (strcmp(j->nodes[i], name) == 0) return i;
+    return -1;
+}
+
+/* The subgraph a call sends for node N (kept for the job's life). */
+static int need_subgraph(pg_job *j, const pg_node *n, pg_error *err)
+{
+    if (j->subgraph[n->index] == NULL &&
+        (j->subgraph[n->index] = pg_plan_subgraph(j->plan, n)) == NULL)
+        return pg_error_set(err, PG_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* Cluster set-up: the node list, "remote" names, the subgraphs calls will
+ * send, and a distributed run's tile assignment ("distribute": true or
+ * {"partition", "nodes", "map"}). Without a cluster, "remote" and
+ * "distribute" change nothing: the same graph runs here. */
+static int setup_cluster(pg_job *j, pg_error *err)
+{
+    pg_plan *p = j->plan;
+    json_t *d = json_object_get(j->req, "distribute");
+    json_t *part = NULL, *dn = NULL, *map = NULL;
+    if (d != NULL && !json_is_boolean(d)) {
+        if (!json_is_object(d))
+            return pg_error_set(err, PG_EBADREQ,
+                                "'distribute' must be true, false or {\"partition\", \"nodes\", "
+                                "\"map\"}");
+        const char *k;
+        json_t *v;
+        json_object_foreach(d, k, v)
+        {
+            if (strcmp(k, "partition") && strcmp(k, "nodes") && strcmp(k, "map"))
+                return pg_error_set(err, PG_EBADREQ,
+                                    "unknown key 'distribute.%.60s' (partition, nodes, map)", k);
+        }
+        part = json_object_get(d, "partition");
+        dn = json_object_get(d, "nodes");
+        map = json_object_get(d, "map");
+    }
+    pg_partition_method method = PG_PART_HILBERT;
+    if (part && (!json_is_string(part) || pg_partition_parse(json_string_value(part), &method)))
+        return pg_error_set(err, PG_EBADREQ,
+                            "'distribute.partition' must be hilbert, round_robin, by_input or "
+                            "explicit");
+    if ((method == PG_PART_EXPLICIT) != (map != NULL))
+        return pg_error_set(err, PG_EBADREQ, "'distribute.map' goes with partition 'explicit'");
+    if (map && !json_is_array(map))
+        return pg_error_set(err, PG_EBADREQ, "'distribute.map' must be a list of node names");
+    if (dn && (!json_is_array(dn) || json_array_size(dn) == 0))
+        return pg_error_set(err, PG_EBADREQ, "'distribute.nodes' must be a non-empty list");
+
+    const char *self = pg_cluster_self();
+    if (self == NULL) return 0;
+    pg_peer_info peers[64];
+    int np = pg_cluster_peers(NULL, peers, 64);
+    j->nodes = calloc((size_t)np + 1, sizeof *j->nodes);
+    j->subgraph = calloc((size_t)p->nnodes, sizeof *j->subgraph);
+    if (j->nodes == NULL || j->subgraph == NULL)
+        return pg_error_set(err, PG_ENOMEM, "out of memory");
+    j->nodes[j->nnodes++] = strdup(self);
+    for (int i = 0; i < np; i++)
+        j->nodes[j->nnodes++] = strdup(peers[i].name);
+    for (int i = 0; i < j->nnodes; i++)
+        if (j->nodes[i] == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
+    qsort(j->nodes, (size_t)j->nnodes, sizeof *j->nodes, cmp_str);
+    j->self = node_index(j, self);
+    int workers = pg_runtime_workers();
+    for (int i = 0; i < np; i++)
+        workers += peers[i].workers > 0 ? peers[i].workers : 1;
+
+    for (int i = 0; i < p->nnodes; i++) {
+        const pg_node *n = &p->nodes[i];
+        if (n->remote == NULL) continue;
+        if (n->remote[0] && !pg_cluster_knows(n->remote)) {
+            pg_error_set(err, PG_EPARAM,
+                         "'remote': no node or pool named '%.80s' (cluster.nodes, cluster.pools)",
+                         n->remote);
+            pg_error_node(err, n->name);
+            return PG_EPARAM;
+        }
+        if (n->op->result == PG_RESULT_RASTER && need_subgraph(j, n, err)) return err->code;
+        if (n->op->result == PG_RESULT_SINK)
+            for (int a = 0; a < n->nargs; a++)
+                if (n->args[a].ref && need_subgraph(j, n->args[a].ref, err)) return err->code;
+    }
+    for (int i = 0; i < j->nsweeps; i++) {
+        sweep *sw = &j->sw[i];
+        if (sw->kind == SW_VALUE && sw->root->remote != NULL) {
+            if (need_subgraph(j, sw->root, err)) return err->code;
+            sw->remote_whole = true;
+        }
+    }
+    j->max_inflight = 4 * workers; /* room for the peers' workers too */
+    if (d == NULL || json_is_false(d)) return 0;
+
+    /* Distribution: the nodes, in the order partitions number them. */
+    int dnodes[64], nd = 0;
+    if (dn) {
+        size_t k;
+        json_t *v;
+        json_array_foreach(dn, k, v)
+        {
+            int x = json_is_string(v) ? node_index(j, json_string_value(v)) : -1;
+            if (x < 0 || nd == 64)
+                return pg_error_set(err, PG_EBADREQ,
+                                    "'distribute.nodes[%zu]' is not a node of the cluster", k);
+            dnodes[nd++] = x;
+        }
+    } else {
+        for (int i = 0; i < j->nnodes && nd < 64; i++)
+            dnodes[nd++] = i;
+    }
+    int64_t maxt = 0;
+    for (int i = 0; i < j->nsweeps; i++)
+        if (pg_tiling_count(&j->sw[i].tiling) > maxt) maxt = pg_tiling_count(&j->sw[i].tiling);
+    int *mapped = NULL;
+    if (map) {
+        mapped = calloc((size_t)(maxt > 0 ? maxt : 1), sizeof *mapped);
+        if (mapped == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
+        for (int64_t k = 0; k < maxt; k++) {
+            json_t *v = json_array_get(map, (size_t)k);
+            int x = -1;
+            for (int q = 0; v && q < nd; q++)
+                if (json_is_string(v) && strcmp(j->nodes[dnodes[q]], json_string_value(v)) == 0)
+                    x = q;
+            if (v && x < 0) {
+                free(mapped);
+                return pg_error_set(err, PG_EBADREQ,
+                                    "'distribute.map[%lld]' is not one of the distributed nodes",
+                                    (long long)k);
+            }
+            /* Tiles past the map's end stay on this node (or the first). */
+            int selfq = 0;
+            for (int q = 0; q < nd; q++)
+                if (dnodes[q] == j->self) selfq = q;
+            mapped[k] = v ? x : selfq;
+        }
+    }
+    for (int i = 0; i < j->nsweeps; i++) {
+        sweep *sw = &j->sw[i];
+        if (sw->remote_whole) continue;
+        int64_t nt = pg_tiling_count(&sw->tiling);
+        sw->assign = malloc(sizeof *sw->assign * (size_t)(nt > 0 ? nt : 1));
+        if (sw->assign == NULL) {
+            free(mapped);
+            return pg_error_set(err, PG_ENOMEM, "out of memory");
+        }
+        pg_partition_assign(method, &sw->tiling, nd, mapped, sw->assign);
+        for (int64_t k = 0; k < nt; k++)
+            sw->assign[k] = dnodes[sw->assign[k]];
+        /* What a distributed tile's call computes: the sweep's grid raster. */
+        const pg_node *r = sw->root;
+        if (sw->kind == SW_RAW && need_subgraph(j, r, err)) break;
+        for (int a = 0; sw->kind != SW_RAW && a < r->nargs; a++)
+            if (r->args[a].ref && r->args[a].ref->op->result == PG_RESULT_RASTER &&
+                need_subgraph(j, r->args[a].ref, err))
+                break;
+        if (err->code) break;
+    }
+    free(mapped);
+    if (err->code) return err->code;
+    j->max_inflight = 4 * workers;
+    pg_log_debug("job %llu: distributed over %d nodes (%s)", (unsigned long long)j->seq, nd,
+                 pg_partition_name(method));
+    return 0;
+}
+
 /* The sweeps: first every value that another node takes as an argument
  * (in plan order, so a value that needs another comes after it), each
  * behind a barrier; then each result not computed yet, behind a barrier if
@@ -732,6 +1395,7 @@ static int job_setup(pg_job *j, pg_error *err)
     int rc = pg_plan_build(json_object_get(j->req, "graph"), &j->env.plan, &j->plan, err);
     if (rc) return rc;
     if ((rc = check_paths(j, err))) return rc;
+    if ((rc = parse_window(j, err))) return rc;
     pg_plan *p = j->plan;
     j->sw = calloc((size_t)(p->nnodes + p->nresults), sizeof *j->sw);
     j->result_sweep = calloc((size_t)p->nresults, sizeof *j->result_sweep);
@@ -761,6 +1425,7 @@ static int job_setup(pg_job *j, pg_error *err)
     }
     free(value_sweep);
     if (rc < 0) return rc;
+    if ((rc = setup_cluster(j, err))) return rc;
     if (j->raw_total) {
         j->raw = malloc(j->raw_total);
         if (j->raw == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
@@ -831,6 +1496,9 @@ static void job_behave(pg_actor *self, pg_msg *m)
         job_launch(j);
         job_maybe_finish(j);
         break;
+    case PG_JOB_REMOTE:
+        job_on_remote(j, jm);
+        break;
     case PG_JOB_CANCEL:
         if (j->state == J_RUNNING || j->state == J_CLOSING) {
             int expected = 0;
@@ -871,6 +1539,15 @@ static void job_free(pg_actor *a)
         sweep_free_partials(&j->sw[i]);
         json_decref(j->sw[i].value);
     }
+    for (int i = 0; j->sw && i < j->nsweeps; i++)
+        free(j->sw[i].assign);
+    for (int i = 0; j->subgraph && i < j->plan->nnodes; i++)
+        json_decref(j->subgraph[i]);
+    free(j->subgraph);
+    for (int i = 0; i < j->nnodes; i++)
+        free(j->nodes[i]);
+    free(j->nodes);
+    uv_mutex_destroy(&j->calls_lock);
     free(j->sw);
     free(j->result_sweep);
     free(j->raw);
@@ -894,6 +1571,12 @@ pg_job *pg_job_new(uint64_t session_id, json_t *req, const pg_job_env *env)
     int workers = pg_runtime_workers();
     j->max_inflight = 4 * (workers > 0 ? workers : 1);
     atomic_init(&j->stop, 0);
+    j->remote_timeout_ms = env->remote_timeout_ms > 0 ? env->remote_timeout_ms : 60000;
+    j->remote_max_calls = env->remote_max_calls > 0 ? env->remote_max_calls : 8;
+    if (uv_mutex_init(&j->calls_lock) != 0) {
+        free(j);
+        return NULL;
+    }
     return j;
 }
 

@@ -29,6 +29,8 @@ typedef struct pg_job_env {
     pg_plan_env plan;
     int64_t max_result_bytes;
     bool fusion; /* fuse chains of per-cell ops (src/fuse.h) */
+    int64_t remote_timeout_ms; /* deadline of one call to a peer (cluster.call_timeout_ms) */
+    int64_t remote_max_calls;  /* calls in flight to one peer (cluster.max_calls_per_peer) */
 } pg_job_env;
 
 /* Messages the job actor understands (pg_msg.type). */
@@ -39,6 +41,7 @@ enum {
     PG_JOB_WRITER_ENDED,
     PG_JOB_CANCEL,
     PG_JOB_WAKE,
+    PG_JOB_REMOTE, /* a remote value sweep's call ended (loop thread -> job) */
 };
 
 typedef struct pg_job_msg {
@@ -47,6 +50,8 @@ typedef struct pg_job_msg {
     int64_t k;
     size_t bytes; /* TILE_DONE: the budget the tile had reserved */
     pg_error err; /* err.code 0: success */
+    json_t *value; /* REMOTE: the value computed by a peer (owned by the message) */
+    bool retry;    /* REMOTE: the node failed, not the graph: try another */
 } pg_job_msg;
 
 typedef struct pg_job pg_job;

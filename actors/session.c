@@ -174,7 +174,8 @@ static int check_keys(pg_session *s, json_t *id, json_t *req, const char *const 
 
 static void handle_run(pg_session *s, json_t *id, json_t *req)
 {
-    static const char *const keys[] = {"graph", "timeout_ms", "progress", NULL};
+    static const char *const keys[] = {"graph", "timeout_ms", "progress", "window", "distribute",
+                                       NULL};
     if (check_keys(s, id, req, keys)) return;
     json_t *g = json_object_get(req, "graph");
     json_t *to = json_object_get(req, "timeout_ms");

@@ -918,6 +918,20 @@ int pg_client_submit_json(pg_client *c, json_t *graph, const pg_run_opts *opts, 
                             "progress", opts->progress != NULL);
     if (msg != NULL && opts->timeout_ms > 0)
         json_object_set_new(msg, "timeout_ms", json_integer(opts->timeout_ms));
+    if (msg != NULL && opts->request != NULL) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(opts->request, k, v)
+        {
+            if (json_object_get(msg, k) != NULL || strcmp(k, "timeout_ms") == 0) {
+                json_decref(msg);
+                pg__remove(c, r);
+                return pg_error_set(err, PG_EINVAL,
+                                    "pg_run_opts.request may not set '%s' (the library's own)", k);
+            }
+            json_object_set(msg, k, v);
+        }
+    }
     int rc = msg ? pg__send_msg(c, msg, err) : pg_error_set(err, PG_ENOMEM, "out of memory");
     json_decref(msg);
     if (rc < 0) {

@@ -894,6 +894,14 @@ static int pg__build(pg__ctx *c, pg_plan **out)
         nd->params = p->params;
         p->params = NULL;
         nd->name = pg__name_dup(c, order[k]);
+        json_t *remote = json_object_get(p->obj, "remote");
+        if (json_is_true(remote) || json_is_string(remote)) {
+            nd->remote = strdup(json_is_string(remote) ? json_string_value(remote) : "");
+            if (nd->remote == NULL) {
+                rc = pg__fail(c, -1, PG_ENOMEM, "out of memory planning the graph");
+                goto done;
+            }
+        }
         nd->nargs = p->nargs;
         nd->args = p->nargs ? calloc((size_t)p->nargs, sizeof *nd->args) : NULL;
         if (nd->name == NULL || (p->nargs && nd->args == NULL)) {
@@ -976,9 +984,54 @@ void pg_plan_destroy(pg_plan **pp)
         pg_raster_info_clear(&n->info);
         free(n->args);
         free(n->name);
+        free(n->remote);
     }
     free(p->nodes);
     free(p->results);
     free(p);
     *pp = NULL;
+}
+
+json_t *pg_plan_subgraph(const pg_plan *p, const pg_node *n)
+{
+    /* Plan order is topological, so the nodes N depends on all come before
+     * it: one backward pass marks them. */
+    bool *need = calloc((size_t)p->nnodes, sizeof *need);
+    json_t *nodes = json_object();
+    json_t *g = json_pack("{s:o, s:s}", "nodes", nodes, "result", n->name);
+    if (need == NULL || nodes == NULL || g == NULL) goto oom;
+    need[n->index] = true;
+    for (int k = n->index; k >= 0; k--) {
+        if (!need[k]) continue;
+        const pg_node *m = &p->nodes[k];
+        for (int a = 0; a < m->nargs; a++)
+            if (m->args[a].ref) need[m->args[a].node] = true;
+    }
+    for (int k = 0; k <= n->index; k++) {
+        if (!need[k]) continue;
+        const pg_node *m = &p->nodes[k];
+        json_t *obj = json_deep_copy(m->params);
+        json_t *args = json_array();
+        if (obj == NULL || args == NULL || json_object_set_new(obj, "op", json_string(m->op->name)) ||
+            json_object_set_new(obj, "args", args)) {
+            json_decref(obj);
+            if (obj == NULL) json_decref(args);
+            goto oom;
+        }
+        for (int a = 0; a < m->nargs; a++) {
+            json_t *arg = m->args[a].ref ? json_pack("{s:s}", "ref", m->args[a].ref->name)
+                                         : json_real(m->args[a].number);
+            if (arg == NULL || json_array_append_new(args, arg)) {
+                json_decref(obj);
+                goto oom;
+            }
+        }
+        if (json_object_set_new(nodes, m->name, obj)) goto oom;
+    }
+    free(need);
+    return g;
+oom:
+    free(need);
+    json_decref(g);
+    return NULL;
 }

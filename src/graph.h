@@ -40,6 +40,9 @@ typedef struct pg_node {
     int nargs;
     pg_arg *args;
     int index;           /* position in plan->nodes */
+    /* "remote": NULL when the node runs here; "" for `true` (any node of
+     * the cluster); else a node or pool name. Owned. */
+    char *remote;
     pg_raster_info info; /* RASTER ops: the raster this node produces */
     void *state;         /* op private, set by plan() */
 } pg_node;
@@ -97,6 +100,13 @@ typedef struct pg_op_lookup {
 int pg_plan_build_with(json_t *graph, const pg_plan_env *env, const pg_op_lookup *lookup,
                        pg_plan **out, pg_error *err);
 void pg_plan_destroy(pg_plan **p);
+
+/* The graph that computes node N of a plan on its own: N and every node it
+ * depends on, each as a named node (its plan name, so that a peer's errors
+ * name the same node), params as planned (defaults explicit), no "remote"
+ * keys (a remote node's whole subgraph runs where it is sent), "result": N.
+ * Returns a new reference, or NULL when out of memory. */
+json_t *pg_plan_subgraph(const pg_plan *p, const pg_node *n);
 
 /* Parameter accessors for ops (the planner guarantees presence and type of
  * required and defaulted parameters). */

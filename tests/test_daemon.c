@@ -898,6 +898,94 @@ START_TEST(test_raster_bytes_and_lists)
 }
 END_TEST
 
+/* A run's "window": the cells of a window of its raster result, the
+ * geotransform moved to the window's corner; cells outside the raster are
+ * what the ops make there (io.load: 0 without nodata, so 0 + 0 + 1.5). */
+START_TEST(test_window)
+{
+    th_daemon d;
+    root_init(&d);
+    mk(&d, "a.tif", "--size 300x200 --type f32 --pattern gradient");
+    mk(&d, "b.tif", "--size 300x200 --type f32 --pattern random --seed 5");
+    daemon_start(&d, (const char *const[]){"--tile-size", "64", NULL});
+    pg_client *c = connect_client(d.address);
+    img a, b;
+    img_read(&a, d.root, "a.tif");
+    img_read(&b, d.root, "b.tif");
+    const char *g = "{\"nodes\": {\"a\": {\"op\": \"io.load\", \"path\": \"a.tif\"},"
+                    " \"b\": {\"op\": \"io.load\", \"path\": \"b.tif\"},"
+                    " \"s\": {\"op\": \"local.add\", \"args\": [{\"ref\": \"a\"}, {\"ref\": "
+                    "\"b\"}, 1.5]}}, \"result\": \"s\"}";
+    static const long long wins[][4] = {{0, 0, 300, 200}, {37, 21, 100, 90}, {250, 150, 100, 80},
+                                        {-5, -3, 10, 7}, {299, 199, 1, 1}};
+    for (size_t w = 0; w < sizeof wins / sizeof *wins; w++) {
+        const long long *v = wins[w];
+        json_t *req = json_pack("{s:[IIII]}", "window", (json_int_t)v[0], (json_int_t)v[1],
+                                (json_int_t)v[2], (json_int_t)v[3]);
+        pg_run_opts o = {.request = req};
+        pg_result *r = NULL;
+        pg_error err;
+        int rc = pg_client_run(c, g, &o, &r, &err);
+        ck_assert_msg(rc == 0, "window %zu: %s", w, err.message);
+        json_decref(req);
+        const pg_raster *ra = pg_result_raster(r, 0);
+        ck_assert_ptr_nonnull(ra);
+        ck_assert_int_eq(ra->width, v[2]);
+        ck_assert_int_eq(ra->height, v[3]);
+        ck_assert(ra->has_geotransform);
+        ck_assert(ra->geotransform[0] == a.gt[0] + (double)v[0] * a.gt[1] + (double)v[1] * a.gt[2]);
+        ck_assert(ra->geotransform[3] == a.gt[3] + (double)v[0] * a.gt[4] + (double)v[1] * a.gt[5]);
+        double *got = raster_cells(ra);
+        for (long long y = 0; y < v[3]; y++)
+            for (long long x = 0; x < v[2]; x++) {
+                long long ax = v[0] + x, ay = v[1] + y;
+                double want = 1.5f;
+                if (ax >= 0 && ay >= 0 && ax < 300 && ay < 200)
+                    want = ((float)a.v[ay * 300 + ax] + (float)b.v[ay * 300 + ax]) + 1.5f;
+                ck_assert_msg(got[y * v[2] + x] == want, "window %zu cell %lld,%lld: %g, want %g",
+                              w, x, y, got[y * v[2] + x], want);
+            }
+        free(got);
+        pg_result_destroy(&r);
+    }
+    /* Bad windows: the exact code. */
+    int fd = th_connect(&d);
+    ck_assert_int_ge(fd, 0);
+    static const char *const bad[][2] = {
+        {"[1, 2, 3]", "bad_request"},
+        {"[0, 0, 0, 5]", "bad_request"},
+        {"[0, 0, 5, -1]", "bad_request"},
+        {"[0.5, 0, 5, 5]", "bad_request"},
+        {"\"all\"", "bad_request"},
+        {"[0, 0, 100000000, 100000000]", "too_many_cells"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char line[1024];
+        snprintf(line, sizeof line, "{\"id\": %zu, \"type\": \"run\", \"window\": %s, \"graph\": %s}\n",
+                 i, bad[i][0], g);
+        json_t *ev = th_request(fd, line, 10000);
+        ck_assert_ptr_nonnull(ev);
+        ck_assert_msg(strcmp(th_code(ev), bad[i][1]) == 0, "window %s: %s, want %s", bad[i][0],
+                      th_code(ev), bad[i][1]);
+        json_decref(ev);
+    }
+    /* Only for one raster result. */
+    char line[1024];
+    snprintf(line, sizeof line,
+             "{\"id\": 99, \"type\": \"run\", \"window\": [0, 0, 4, 4], \"graph\": "
+             "{\"nodes\": {\"a\": {\"op\": \"io.load\", \"path\": \"a.tif\"}, \"st\": {\"op\": "
+             "\"global.stats\", \"args\": [{\"ref\": \"a\"}]}}, \"result\": \"st\"}}\n");
+    json_t *ev = th_request(fd, line, 10000);
+    ck_assert_str_eq(th_code(ev), "bad_request");
+    json_decref(ev);
+    close(fd);
+    img_free(&a);
+    img_free(&b);
+    pg_client_destroy(&c);
+    daemon_finish(&d);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 /* 4. global.stats                                                           */
 
@@ -1740,6 +1828,7 @@ static Suite *daemon_suite(void)
     tcase_add_test(tc, test_mixed_types);
     tcase_add_test(tc, test_forced_type_nodata_not_representable);
     tcase_add_test(tc, test_raster_bytes_and_lists);
+    tcase_add_test(tc, test_window);
     tcase_add_test(tc, test_stats);
     tcase_add_test(tc, test_determinism_workers);
     tcase_add_test(tc, test_memory_budget);

@@ -276,6 +276,11 @@ typedef struct pg_run_opts {
      * progress events at all. */
     pg_progress_fn progress;
     void *userdata; /* passed to PROGRESS */
+    /* More members of the run request (BORROWED, may be NULL), e.g.
+     * {"window": [x, y, w, h]} or {"distribute": {"partition": "hilbert"}}
+     * (README "Protocol"). "id", "type", "graph", "progress" and
+     * "timeout_ms" are the library's own and may not appear here. */
+    json_t *request;
 } pg_run_opts;
 
 /* Runs a graph and waits for its result. The graph is JSON text
