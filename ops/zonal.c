@@ -62,6 +62,7 @@
  */
 #include "bufpool.h"
 #include "graph.h"
+#include "nodekey.h"
 #include "ops/cells.h"
 #include "ops/registry.h"
 #include "paths.h"
@@ -70,6 +71,7 @@
 
 #include <cpl_conv.h>
 #include <cpl_error.h>
+#include <cpl_string.h>
 #include <float.h>
 #include <gdal.h>
 #include <gdal_alg.h>
@@ -1024,6 +1026,10 @@ typedef struct pg__poly_state {
     int64_t nbx, nby;
     int64_t *bstart, *bitems;
     int64_t nbig, *big;
+    /* The vector file's identity for the result cache: [{"path", "size",
+     * "mtime_ns", "ino", "dev"}] for the file and each file GDAL says the
+     * dataset uses (a Shapefile's .shx, .dbf, .prj). */
+    json_t *files;
 } pg__poly_state;
 
 #define PG__IDX_BLOCK 256
@@ -1043,6 +1049,7 @@ static void pg__poly_free(pg_node *n)
         free(st->bstart);
         free(st->bitems);
         free(st->big);
+        json_decref(st->files);
         free(st);
     }
     n->state = NULL;
@@ -1277,6 +1284,47 @@ static int pg__poly_index(pg__poly_state *st, pg_error *err)
     return 0;
 }
 
+/* Fills st->files: PATH as identified (ID; NULL: it could not be
+ * stat'ed, then the node gets no cache key) and every other file of DS. */
+static int pg__poly_files(pg__poly_state *st, const char *path, const pg_file_id *id,
+                          GDALDatasetH ds, pg_error *err)
+{
+    st->files = json_array();
+    if (st->files == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
+    if (id == NULL) {
+        json_decref(st->files);
+        st->files = NULL;
+        return 0;
+    }
+    if (json_array_append_new(st->files, pg_nodekey_file(path, id)))
+        return pg_error_set(err, PG_ENOMEM, "out of memory");
+    char **list = GDALGetFileList(ds);
+    for (char **f = list; f != NULL && *f != NULL; f++) {
+        pg_file_id other;
+        char *real = realpath(*f, NULL);
+        if (real != NULL && strcmp(real, path) != 0 && pg_file_identify(real, &other) == 0 &&
+            json_array_append_new(st->files, pg_nodekey_file(real, &other))) {
+            free(real);
+            CSLDestroy(list);
+            return pg_error_set(err, PG_ENOMEM, "out of memory");
+        }
+        free(real);
+    }
+    CSLDestroy(list);
+    return 0;
+}
+
+/* The result cache's view of the polygons' file (see pg__poly_files). */
+static int pg__poly_identity(const pg_node *n, json_t *out, pg_error *err)
+{
+    const pg__poly_state *st = n->state;
+    if (st == NULL || st->files == NULL)
+        return pg_error_set(err, PG_ENOTFOUND, "the vector file could not be identified");
+    if (json_object_set(out, "files", st->files))
+        return pg_error_set(err, PG_ENOMEM, "out of memory");
+    return 0;
+}
+
 /* "path" (a vector file in the data root), "layer", "field": reads the
  * features once, reprojected, grouped into zones. */
 static int pg__poly_plan(pg_node *n, const pg_plan_env *env, pg_error *err)
@@ -1315,13 +1363,24 @@ static int pg__poly_plan(pg_node *n, const pg_plan_env *env, pg_error *err)
      * at other files (a Shapefile's .shx/.dbf sit next to it). */
     static const char *const drivers[] = {"GeoJSON", "GeoJSONSeq", "ESRI Shapefile",
                                           "GPKG",    "FlatGeobuf", NULL};
+    /* Identified before it is read (a file rewritten meanwhile then gets
+     * another key the next time, never this one again). */
+    pg_file_id fid;
+    int have_id = pg_file_identify(path, &fid) == 0;
     GDALDatasetH ds = GDALOpenEx(path, GDAL_OF_VECTOR | GDAL_OF_READONLY, drivers, NULL, NULL);
-    free(path);
-    if (ds == NULL)
+    if (ds == NULL) {
+        free(path);
         return pg_error_set(err, PG_EFORMAT,
                             "param 'path': '%s' is not a vector file this op reads (GeoJSON, "
                             "Shapefile, GeoPackage, FlatGeobuf)",
                             upath);
+    }
+    rc = pg__poly_files(st, path, have_id ? &fid : NULL, ds, err);
+    free(path);
+    if (rc) {
+        GDALClose(ds);
+        return rc;
+    }
     OGRSpatialReferenceH rsrs = NULL;
     OGRCoordinateTransformationH ct = NULL;
     pg__item *items = NULL;
@@ -1787,6 +1846,7 @@ const pg_op_def pg_ops_zonal[] = {
         .finish = pg__poly_finish,
         .partial_free = pg__poly_pfree,
         .free_state = pg__poly_free,
+        .identity = pg__poly_identity,
     },
     {0},
 };
