@@ -121,8 +121,9 @@ static int load_identity(const pg_node *n, json_t *out, pg_error *err)
 {
     const pg_load_state *s = n->state;
     if (s == NULL || s->path == NULL) return pg_error_set(err, PG_EINTERNAL, "not planned");
-    if (json_object_set_new(out, "file", pg_nodekey_file(s->path, &s->id)))
-        return pg_error_set(err, PG_ENOMEM, "out of memory");
+    json_t *f = pg_nodekey_file(s->path, &s->id, err);
+    if (f == NULL) return err->code;
+    if (json_object_set_new(out, "file", f)) return pg_error_set(err, PG_ENOMEM, "out of memory");
     return 0;
 }
 

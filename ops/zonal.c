@@ -1026,10 +1026,12 @@ typedef struct pg__poly_state {
     int64_t nbx, nby;
     int64_t *bstart, *bitems;
     int64_t nbig, *big;
-    /* The vector file's identity for the result cache: [{"path", "size",
-     * "mtime_ns", "ino", "dev"}] for the file and each file GDAL says the
-     * dataset uses (a Shapefile's .shx, .dbf, .prj). */
-    json_t *files;
+    /* For the result cache: the vector file and each other file GDAL says
+     * the dataset uses (a Shapefile's .shx, .dbf, .prj), resolved, as
+     * identified before reading (nfiles 0: it could not be). */
+    int nfiles;
+    char **fpaths;
+    pg_file_id *fids;
 } pg__poly_state;
 
 #define PG__IDX_BLOCK 256
@@ -1049,7 +1051,10 @@ static void pg__poly_free(pg_node *n)
         free(st->bstart);
         free(st->bitems);
         free(st->big);
-        json_decref(st->files);
+        for (int i = 0; i < st->nfiles; i++)
+            free(st->fpaths[i]);
+        free(st->fpaths);
+        free(st->fids);
         free(st);
     }
     n->state = NULL;
@@ -1284,29 +1289,28 @@ static int pg__poly_index(pg__poly_state *st, pg_error *err)
     return 0;
 }
 
-/* Fills st->files: PATH as identified (ID; NULL: it could not be
- * stat'ed, then the node gets no cache key) and every other file of DS. */
+/* Records PATH as identified (ID; NULL: it could not be stat'ed, then the
+ * node gets no cache key) and every other file of DS, stat'ed now. */
 static int pg__poly_files(pg__poly_state *st, const char *path, const pg_file_id *id,
                           GDALDatasetH ds, pg_error *err)
 {
-    st->files = json_array();
-    if (st->files == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
-    if (id == NULL) {
-        json_decref(st->files);
-        st->files = NULL;
-        return 0;
-    }
-    if (json_array_append_new(st->files, pg_nodekey_file(path, id)))
-        return pg_error_set(err, PG_ENOMEM, "out of memory");
+    if (id == NULL) return 0;
     char **list = GDALGetFileList(ds);
+    int n = 1 + CSLCount(list);
+    st->fpaths = calloc((size_t)n, sizeof *st->fpaths);
+    st->fids = calloc((size_t)n, sizeof *st->fids);
+    if (st->fpaths == NULL || st->fids == NULL || (st->fpaths[0] = strdup(path)) == NULL) {
+        CSLDestroy(list);
+        return pg_error_set(err, PG_ENOMEM, "out of memory");
+    }
+    st->fids[0] = *id;
+    st->nfiles = 1;
     for (char **f = list; f != NULL && *f != NULL; f++) {
-        pg_file_id other;
         char *real = realpath(*f, NULL);
-        if (real != NULL && strcmp(real, path) != 0 && pg_file_identify(real, &other) == 0 &&
-            json_array_append_new(st->files, pg_nodekey_file(real, &other))) {
-            free(real);
-            CSLDestroy(list);
-            return pg_error_set(err, PG_ENOMEM, "out of memory");
+        if (real != NULL && strcmp(real, path) != 0 &&
+            pg_file_identify(real, &st->fids[st->nfiles]) == 0) {
+            st->fpaths[st->nfiles++] = real;
+            real = NULL;
         }
         free(real);
     }
@@ -1314,14 +1318,21 @@ static int pg__poly_files(pg__poly_state *st, const char *path, const pg_file_id
     return 0;
 }
 
-/* The result cache's view of the polygons' file (see pg__poly_files). */
+/* The result cache's view of the vector files (see pg__poly_files and
+ * pg_nodekey_file). */
 static int pg__poly_identity(const pg_node *n, json_t *out, pg_error *err)
 {
     const pg__poly_state *st = n->state;
-    if (st == NULL || st->files == NULL)
+    if (st == NULL || st->nfiles == 0)
         return pg_error_set(err, PG_ENOTFOUND, "the vector file could not be identified");
-    if (json_object_set(out, "files", st->files))
+    json_t *files = json_array();
+    if (files == NULL || json_object_set_new(out, "files", files))
         return pg_error_set(err, PG_ENOMEM, "out of memory");
+    for (int i = 0; i < st->nfiles; i++) {
+        json_t *f = pg_nodekey_file(st->fpaths[i], &st->fids[i], err);
+        if (f == NULL) return err->code;
+        if (json_array_append_new(files, f)) return pg_error_set(err, PG_ENOMEM, "out of memory");
+    }
     return 0;
 }
 

@@ -64,9 +64,19 @@ size_t pg_nodekey_bytes(const pg_nodekey *k);
  * key, recursively. New string (free()), or NULL when out of memory. For
  * tests and debugging: it grows with the graph. */
 char *pg_nodekey_expand(const pg_nodekey *k);
+/* A file modified less than this long before it is identified gets no key:
+ * file times tick coarsely (ext4: a few ms, FAT: 2 s), and two writes of
+ * the same size within one tick would have the same identity. */
+#define PG_NODEKEY_SETTLE_NS 2000000000LL
+
 /* For op->identity: {"path", "size", "mtime_ns", "ino", "dev"} of the file
- * at PATH (resolved) with identity ID. A new reference, or NULL. */
-json_t *pg_nodekey_file(const char *path, const pg_file_id *id);
+ * at PATH (resolved), which plan() identified as PLANNED (before reading
+ * it). Stats the file again: if it has changed since, or was modified less
+ * than PG_NODEKEY_SETTLE_NS before now, returns NULL with ERR
+ * (PG_ENOTFOUND): the node is not cached. Then any later change gives the
+ * file another identity, so what the job reads is never cached under an
+ * identity that other contents have. A new reference. */
+json_t *pg_nodekey_file(const char *path, const pg_file_id *planned, pg_error *err);
 
 /* Keys alive in the table (for tests). */
 size_t pg_nodekey_live(void);
