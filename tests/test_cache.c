@@ -458,6 +458,8 @@ static void write_tif(const char *name, float v)
     path_of(name, p, sizeof p);
     GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), p, 32, 32, 1, GDT_Float32, NULL);
     ck_assert_ptr_nonnull(ds);
+    double gt[6] = {0, 1, 0, 32, 0, -1};
+    GDALSetGeoTransform(ds, gt);
     float buf[32 * 32];
     for (int i = 0; i < 32 * 32; i++)
         buf[i] = v + (float)i;
@@ -512,13 +514,23 @@ static void setup_files(void)
     write_tif("b.tif", 0);
     set_mtime("a.tif", 100, 0);
     set_mtime("b.tif", 100, 0);
+    char p[512];
+    path_of("z.geojson", p, sizeof p);
+    FILE *f = fopen(p, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"type\":\"FeatureCollection\",\"features\":[{\"type\":\"Feature\",\"properties\":"
+          "{\"z\":1},\"geometry\":{\"type\":\"Polygon\",\"coordinates\":[[[0,0],[10,0],[10,10],"
+          "[0,10],[0,0]]]}}]}",
+          f);
+    fclose(f);
+    set_mtime("z.geojson", 100, 0);
 }
 
 static void teardown_files(void)
 {
     char p[512];
-    const char *names[] = {"a.tif", "b.tif"};
-    for (int i = 0; i < 2; i++) {
+    const char *names[] = {"a.tif", "b.tif", "z.geojson"};
+    for (int i = 0; i < 3; i++) {
         path_of(names[i], p, sizeof p);
         unlink(p);
     }
@@ -678,6 +690,31 @@ START_TEST(test_keys_files)
 }
 END_TEST
 
+/* zonal.polygons: the vector file's identity is in the key too. */
+START_TEST(test_keys_vector)
+{
+    const char *g = "{\"nodes\": {\"z\": {\"op\": \"zonal.polygons\", \"path\": \"z.geojson\", "
+                    "\"field\": \"z\", \"args\": [{\"op\": \"io.load\", \"path\": \"a.tif\"}]}}}";
+    pg_nodekey *k0 = key_of(g), *k1 = key_of(g);
+    assert_same(k0, k1);
+    char *full = pg_nodekey_expand(k0);
+    char want[600];
+    snprintf(want, sizeof want, "\"path\":\"%s/z.geojson\"", root);
+    ck_assert_msg(strstr(full, want) != NULL, "%s", full);
+    free(full);
+    set_mtime("z.geojson", 60, 0);
+    pg_nodekey *k2 = key_of(g);
+    assert_differ(k0, k2);
+    /* Just modified: no key. */
+    set_mtime("z.geojson", 0, 0);
+    pg_nodekey *k3 = key_of(g);
+    ck_assert_ptr_null(k3);
+    pg_nodekey_unref(&k0);
+    pg_nodekey_unref(&k1);
+    pg_nodekey_unref(&k2);
+}
+END_TEST
+
 START_TEST(test_intern_exact)
 {
     size_t before = pg_nodekey_live();
@@ -727,6 +764,7 @@ int main(void)
     tcase_add_test(tk, test_keys_same);
     tcase_add_test(tk, test_keys_differ);
     tcase_add_test(tk, test_keys_files);
+    tcase_add_test(tk, test_keys_vector);
     suite_add_tcase(s, tk);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
