@@ -196,9 +196,8 @@ json_t *pg_nodekey_file(const char *path, const pg_file_id *planned, pg_error *e
     clock_gettime(CLOCK_REALTIME, &ts); /* before the stat: the conservative side */
     int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
     pg_file_id cur, *id = &cur;
-    if (pg_file_identify(path, &cur) != 0 || cur.dev != planned->dev ||
-        cur.ino != planned->ino || cur.size != planned->size ||
-        cur.mtime_ns != planned->mtime_ns) {
+    if (pg_file_identify(path, &cur) != 0 || cur.dev != planned->dev || cur.ino != planned->ino ||
+        cur.size != planned->size || cur.mtime_ns != planned->mtime_ns) {
         pg_error_set(err, PG_ENOTFOUND, "'%s' changed since it was planned", path);
         return NULL;
     }
@@ -206,9 +205,9 @@ json_t *pg_nodekey_file(const char *path, const pg_file_id *planned, pg_error *e
         pg_error_set(err, PG_ENOTFOUND, "'%s' was modified too recently to be identified", path);
         return NULL;
     }
-    json_t *o = json_pack("{sssIsIsIsI}", "path", path, "size", (json_int_t)id->size, "mtime_ns",
-                     (json_int_t)id->mtime_ns, "ino", (json_int_t)id->ino, "dev",
-                     (json_int_t)id->dev);
+    json_t *o =
+        json_pack("{sssIsIsIsI}", "path", path, "size", (json_int_t)id->size, "mtime_ns",
+                  (json_int_t)id->mtime_ns, "ino", (json_int_t)id->ino, "dev", (json_int_t)id->dev);
     if (o == NULL) pg_error_set(err, PG_ENOMEM, "out of memory");
     return o;
 }
