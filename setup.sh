@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 
 # The one package list (docker/Dockerfile installs the same).
 PACKAGES=(gcc meson ninja-build pkg-config libuv1-dev libzmq3-dev libgdal-dev libjansson-dev
-          check gdal-bin python3-gdal python3-numpy)
+          check gdal-bin python3-gdal python3-numpy python3-scipy)
 
 demo=1 install=1
 for arg in "$@"; do

@@ -4,6 +4,7 @@
 #include "actors/io.h"
 #include "actors/session.h"
 #include "bufpool.h"
+#include "cache.h"
 #include "cluster.h"
 #include "log.h"
 #include "partition.h"
@@ -45,6 +46,12 @@ typedef struct sweep {
     char *partials;          /* SW_VALUE: ntiles * partial_size bytes, zeroed */
     size_t raw_off, raw_len; /* SW_RAW: where its cells go in the answer */
     json_t *value;           /* SW_VALUE: finish()'s value */
+    /* The result cache (value and raster-answer sweeps, when it is on). */
+    pg_nodekey *key;       /* the root's content key (NULL: not cached) */
+    bool looked_up;        /* looked up when the sweep was about to start */
+    bool cache_wait;       /* another job computes it: PG__JOB_CACHE will say */
+    bool from_cache;       /* answered by the cache: no tile ran */
+    pg_cache_entry *claim; /* ours to compute: filled when complete, else abandoned */
 } sweep;
 
 struct pg_job {
@@ -88,7 +95,16 @@ struct pg_job {
     uv_mutex_t calls_lock;
     struct call *calls;
     bool calls_cancelled;
+    pg_cache *cache; /* the daemon's result cache, or NULL */
 };
+
+/* A message of this file only: the cache's answer to a wait (cache_ready). */
+enum { PG__JOB_CACHE = 100 };
+typedef struct cache_msg {
+    pg_msg base;
+    int status; /* PG_CACHE_HIT or PG_CACHE_CLAIMED */
+    pg_cache_entry *entry;
+} cache_msg;
 
 static atomic_uint_fast64_t job_seq;
 
@@ -659,7 +675,7 @@ static void slot_call_end(call *c, int code, const json_t *ev, const void *data,
 }
 
 static void sweep_call_end(call *c, int code, const json_t *ev);
-static int sweep_bind(pg_job *j, sweep *sw, pg_error *e);
+static int sweep_bind_value(pg_job *j, sweep *sw, pg_error *e);
 static void job_launch(pg_job *j);
 
 static void on_call_end(void *ctx, int code, const json_t *ev, const void *data, size_t len,
@@ -719,8 +735,11 @@ static const char *stop_message(pg_job *j, int code, char *buf, size_t n)
     }
 }
 
+static void job_cache_release(pg_job *j);
+
 static void job_end_error(pg_job *j)
 {
+    job_cache_release(j);
     char buf[160];
     int code = j->err.code;
     const char *msg = j->err.message, *node = j->err.node;
@@ -764,9 +783,11 @@ static json_t *raster_header(const pg_raster_info *ri, const pg_window *w)
 static void job_end_success(pg_job *j)
 {
     json_t *items = json_array();
+    int cached = 0;
     for (int r = 0; r < j->plan->nresults; r++) {
         sweep *sw = &j->sw[j->result_sweep[r]];
         json_t *item = NULL;
+        cached += sw->from_cache;
         if (sw->kind == SW_SAVE) {
             const pg_save_state *ss = sw->root->state;
             const pg_raster_info *ri = &sw->root->info;
@@ -789,6 +810,7 @@ static void job_end_success(pg_job *j)
         json_object_set(ev, "value", json_array_get(items, 0));
         json_decref(items);
     }
+    json_object_set_new(ev, "cached", json_integer(cached));
     if (j->raw_total) json_object_set_new(ev, "bytes", json_integer((json_int_t)j->raw_total));
     pg_log_info("job %llu: done, %lld tiles in %.3f s", (unsigned long long)j->seq,
                 (long long)j->total, (double)(pg_now_ns() - j->started_ns) / 1e9);
@@ -859,9 +881,10 @@ static void sweep_free_partials(sweep *sw)
     sw->partials = NULL;
 }
 
+static int sweep_bind_value(pg_job *j, sweep *sw, pg_error *e);
+
 /* Every tile of a value sweep is done: merge the partials in tile order,
- * then hand the value to every node that takes it as an argument, before
- * any of their tiles runs (their sweeps wait behind a barrier). */
+ * give the cache a copy if the sweep claimed it, then bind the value. */
 static int sweep_finish_value(pg_job *j, sweep *sw, pg_error *e)
 {
     const pg_node *n = sw->root;
@@ -878,11 +901,20 @@ static int sweep_finish_value(pg_job *j, sweep *sw, pg_error *e)
         if (e->node[0] == '\0') pg_error_node(e, n->name);
         return e->code;
     }
-    return sweep_bind(j, sw, e);
+    if (sw->claim != NULL) {
+        /* A copy: the cache's value is read by other jobs' threads. */
+        json_t *copy = json_deep_copy(sw->value);
+        if (copy != NULL)
+            pg_cache_fill(j->cache, &sw->claim, copy, NULL, 0);
+        else
+            pg_cache_abandon(j->cache, &sw->claim);
+    }
+    return sweep_bind_value(j, sw, e);
 }
 
-/* Hands a value sweep's value to every node that takes it as an argument. */
-static int sweep_bind(pg_job *j, sweep *sw, pg_error *e)
+/* Hands value sweep SW's value to every node that takes it as an argument,
+ * before any of their tiles runs (their sweeps wait behind a barrier). */
+static int sweep_bind_value(pg_job *j, sweep *sw, pg_error *e)
 {
     const pg_node *n = sw->root;
     pg_plan *p = j->plan;
@@ -901,6 +933,191 @@ static int sweep_bind(pg_job *j, sweep *sw, pg_error *e)
         }
     }
     return 0;
+}
+
+/* ---- the result cache ---- */
+
+static void job_launch(pg_job *j);
+static void job_progress(pg_job *j, bool force);
+
+/* Sweep SW is answered by entry E (borrowed): its value is bound, or its
+ * cells copied into the answer, and none of its tiles runs. Returns 0; 1
+ * if E does not fit the sweep (then it is computed: exact keys make that
+ * impossible, but a wrong answer must be impossible too); or an error code
+ * with ERR. */
+static int sweep_take(pg_job *j, sweep *sw, const pg_cache_entry *e, pg_error *err)
+{
+    const json_t *v = pg_cache_entry_value(e);
+    if (sw->kind == SW_VALUE) {
+        json_t *copy = v ? json_deep_copy(v) : NULL;
+        if (copy == NULL) return v ? pg_error_set(err, PG_ENOMEM, "out of memory") : 1;
+        json_decref(sw->value);
+        sw->value = copy;
+        sweep_free_partials(sw);
+        int rc = sweep_bind_value(j, sw, err);
+        if (rc) return rc;
+    } else {
+        size_t len;
+        const void *cells = pg_cache_entry_cells(e, &len);
+        json_t *h = raster_header(&sw->root->info, NULL);
+        bool ok = cells != NULL && len == sw->raw_len && h != NULL && v != NULL && json_equal(h, v);
+        json_decref(h);
+        if (!ok) {
+            pg_log_error("job %llu: the cached raster of '%s' does not fit its node; computing it",
+                         (unsigned long long)j->seq, sw->root->name);
+            return 1;
+        }
+        memcpy(j->raw + sw->raw_off, cells, len);
+    }
+    int64_t nt = pg_tiling_count(&sw->tiling);
+    sw->next = nt;
+    sw->complete = true;
+    sw->from_cache = true;
+    j->total -= nt;
+    return 0;
+}
+
+/* Gives the cache a copy of raster-answer sweep SW's cells (its claim). */
+static void sweep_fill_raw(pg_job *j, sweep *sw)
+{
+    json_t *h = raster_header(&sw->root->info, NULL);
+    void *cells = malloc(sw->raw_len ? sw->raw_len : 1);
+    if (h == NULL || cells == NULL) {
+        json_decref(h);
+        free(cells);
+        pg_cache_abandon(j->cache, &sw->claim);
+        return;
+    }
+    memcpy(cells, j->raw + sw->raw_off, sw->raw_len);
+    pg_cache_fill(j->cache, &sw->claim, h, cells, sw->raw_len);
+}
+
+/* Keys every sweep the cache may answer (values, raster answers that fit
+ * the budget; never io.save: a save always writes its file), and takes
+ * what the cache already holds, before the job says how many tiles it
+ * will run. Without keys (out of memory) the job runs uncached. */
+static int job_cache_setup(pg_job *j, pg_error *err)
+{
+    j->cache = pg_cache_global();
+    if (j->cache == NULL) return 0;
+    pg_plan *p = j->plan;
+    pg_nodekey **keys = calloc((size_t)p->nnodes, sizeof *keys);
+    pg_error e = {0};
+    if (keys == NULL || pg_nodekey_plan(p, keys, &e) != 0) {
+        free(keys);
+        pg_log_warn("job %llu: no cache keys (%s): running uncached", (unsigned long long)j->seq,
+                    e.message);
+        j->cache = NULL;
+        return 0;
+    }
+    pg_cache_stats st;
+    pg_cache_get_stats(j->cache, &st);
+    for (int i = 0; i < j->nsweeps; i++) {
+        sweep *sw = &j->sw[i];
+        /* A windowed answer is keyed by its node only: not cached. */
+        if (sw->kind == SW_SAVE ||
+            (sw->kind == SW_RAW && ((int64_t)sw->raw_len > st.budget_bytes || j->has_window)))
+            continue;
+        sw->key = pg_nodekey_ref(keys[sw->root->index]);
+    }
+    pg_nodekey_release(keys, p->nnodes);
+    free(keys);
+    for (int i = 0; i < j->nsweeps; i++) {
+        sweep *sw = &j->sw[i];
+        pg_cache_entry *ce = sw->key ? pg_cache_get(j->cache, sw->key) : NULL;
+        if (ce == NULL) continue;
+        int rc = sweep_take(j, sw, ce, err);
+        pg_cache_entry_unref(&ce);
+        if (rc < 0) return rc;
+        sw->looked_up = rc == 0;
+    }
+    return 0;
+}
+
+/* The cache's answer to a wait, on the thread that filled or abandoned the
+ * claim: passed on to the job's actor. */
+static void cache_ready(void *arg, int status, pg_cache_entry *e)
+{
+    pg_job *j = arg;
+    cache_msg *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        pg_log_error("out of memory sending a message to a job");
+        abort(); /* a lost answer would hang the job */
+    }
+    m->base.type = PG__JOB_CACHE;
+    m->status = status;
+    m->entry = e;
+    pg_actor_send(&j->actor, &m->base);
+    pg_actor_unref(&j->actor); /* the reference the wait held */
+}
+
+/* Sweep SW is about to start: asks the cache. False when it waits for
+ * another job's computation of the same key; true when it goes on, ours
+ * to compute (claimed) or answered (then complete). */
+static bool job_cache_lookup(pg_job *j, sweep *sw)
+{
+    sw->looked_up = true;
+    pg_cache_entry *e = NULL;
+    pg_actor_ref(&j->actor); /* held by a wait registration */
+    int st = pg_cache_lookup(j->cache, sw->key, &e, cache_ready, j);
+    if (st == PG_CACHE_PENDING) {
+        sw->cache_wait = true;
+        return false;
+    }
+    pg_actor_unref(&j->actor);
+    if (st == PG_CACHE_CLAIMED) {
+        sw->claim = e;
+    } else if (st == PG_CACHE_HIT) {
+        pg_error err = {0};
+        int rc = sweep_take(j, sw, e, &err);
+        pg_cache_entry_unref(&e);
+        if (rc < 0) job_fail(j, &err);
+    }
+    return true;
+}
+
+static void job_on_cache(pg_job *j, cache_msg *m)
+{
+    pg_cache_entry *e = m->entry;
+    sweep *sw = NULL;
+    for (int i = 0; i < j->nsweeps && sw == NULL; i++)
+        if (j->sw[i].cache_wait) sw = &j->sw[i];
+    if (sw != NULL) sw->cache_wait = false;
+    if (sw == NULL || j->state != J_RUNNING || atomic_load(&j->stop) != 0) {
+        /* Not wanted any more: a claim goes on to the next waiter. */
+        if (m->status == PG_CACHE_CLAIMED)
+            pg_cache_abandon(j->cache, &e);
+        else
+            pg_cache_entry_unref(&e);
+        job_maybe_finish(j);
+        return;
+    }
+    if (m->status == PG_CACHE_CLAIMED) {
+        sw->claim = e;
+    } else {
+        pg_error err = {0};
+        int rc = sweep_take(j, sw, e, &err);
+        pg_cache_entry_unref(&e);
+        if (rc < 0) job_fail(j, &err);
+    }
+    job_progress(j, false);
+    job_launch(j);
+    job_maybe_finish(j);
+}
+
+/* The job is over: its claims go to their waiters (or away), its waits are
+ * withdrawn (one whose answer is on its way is handled by job_on_cache). */
+static void job_cache_release(pg_job *j)
+{
+    if (j->cache == NULL) return;
+    for (int i = 0; i < j->nsweeps; i++) {
+        sweep *sw = &j->sw[i];
+        if (sw->claim) pg_cache_abandon(j->cache, &sw->claim);
+        if (sw->cache_wait && pg_cache_unwait(j->cache, sw->key, j)) {
+            sw->cache_wait = false;
+            pg_actor_unref(&j->actor); /* the wait's reference */
+        }
+    }
 }
 
 static void wake(void *arg)
@@ -1003,8 +1220,15 @@ static void job_on_remote(pg_job *j, pg_job_msg *jm)
         sw->value = jm->value;
         jm->value = NULL;
         sweep_free_partials(sw);
+        if (sw->claim != NULL) { /* as sweep_finish_value does */
+            json_t *copy = json_deep_copy(sw->value);
+            if (copy != NULL)
+                pg_cache_fill(j->cache, &sw->claim, copy, NULL, 0);
+            else
+                pg_cache_abandon(j->cache, &sw->claim);
+        }
         pg_error e = {0};
-        if (sweep_bind(j, sw, &e) != 0)
+        if (sweep_bind_value(j, sw, &e) != 0)
             job_fail(j, &e);
         else
             sw->complete = true;
@@ -1043,6 +1267,11 @@ static void job_launch(pg_job *j)
         if (sw->next == 0 && sw->barrier)
             for (int i = 0; i < j->cur; i++)
                 if (!j->sw[i].complete) return;
+        if (sw->next == 0 && sw->key != NULL && !sw->looked_up) {
+            if (!job_cache_lookup(j, sw)) return;
+            continue; /* answered (then complete) or claimed: look again */
+        }
+        if (sw->cache_wait) return;
         if (sw->next == 0 && sw->remote_whole) {
             sw->next = pg_tiling_count(&sw->tiling);
             j->inflight++;
@@ -1437,7 +1666,7 @@ static int job_setup(pg_job *j, pg_error *err)
         if (sw->writer == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
         pg_writer_open(sw->writer);
     }
-    return 0;
+    return job_cache_setup(j, err);
 }
 
 static void job_on_start(pg_job *j)
@@ -1470,10 +1699,12 @@ static void job_on_tile_done(pg_job *j, const pg_job_msg *jm)
     if (jm->err.code) job_fail(j, &jm->err);
     if (++sw->done == pg_tiling_count(&sw->tiling) && atomic_load(&j->stop) == 0) {
         pg_error e = {0};
-        if (sw->kind == SW_VALUE && sweep_finish_value(j, sw, &e) != 0)
+        if (sw->kind == SW_VALUE && sweep_finish_value(j, sw, &e) != 0) {
             job_fail(j, &e);
-        else
+        } else {
             sw->complete = true;
+            if (sw->kind == SW_RAW && sw->claim != NULL) sweep_fill_raw(j, sw);
+        }
     }
     job_progress(j, false);
     job_launch(j);
@@ -1490,6 +1721,9 @@ static void job_behave(pg_actor *self, pg_msg *m)
         break;
     case PG_JOB_TILE_DONE:
         job_on_tile_done(j, jm);
+        break;
+    case PG__JOB_CACHE:
+        job_on_cache(j, (cache_msg *)m);
         break;
     case PG_JOB_WAKE:
         j->parked = false;
@@ -1535,6 +1769,8 @@ static void job_free(pg_actor *a)
     pg_job *j = (pg_job *)a;
     if (j->waiting) frame_free(j->waiting);
     for (int i = 0; j->sw && i < j->nsweeps; i++) {
+        if (j->sw[i].claim) pg_cache_abandon(j->cache, &j->sw[i].claim);
+        pg_nodekey_unref(&j->sw[i].key);
         pg_writer_release(&j->sw[i].writer);
         sweep_free_partials(&j->sw[i]);
         json_decref(j->sw[i].value);

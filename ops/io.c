@@ -5,6 +5,7 @@
 #include "ops/io.h"
 
 #include "graph.h"
+#include "nodekey.h"
 #include "paths.h"
 #include "util.h"
 
@@ -112,6 +113,18 @@ static int load_compute(const pg_node *n, pg_tile *out, pg_tile *const *in, pg_e
     const pg_load_state *s = n->state;
     double fill = n->info.has_nodata ? n->info.nodata : 0;
     return pg_gdalio_read(s->path, &s->id, s->bands, s->nbands, out, fill, err);
+}
+
+/* The file as plan() identified it, before opening it: a rewritten or
+ * touched file gets another key. */
+static int load_identity(const pg_node *n, json_t *out, pg_error *err)
+{
+    const pg_load_state *s = n->state;
+    if (s == NULL || s->path == NULL) return pg_error_set(err, PG_EINTERNAL, "not planned");
+    json_t *f = pg_nodekey_file(s->path, &s->id, err);
+    if (f == NULL) return err->code;
+    if (json_object_set_new(out, "file", f)) return pg_error_set(err, PG_ENOMEM, "out of memory");
+    return 0;
 }
 
 /* ---- io.save ---- */
@@ -257,6 +270,7 @@ const pg_op_def pg_ops_io[] = {
         .plan = load_plan,
         .compute = load_compute,
         .free_state = load_free,
+        .identity = load_identity,
     },
     {
         .name = "io.save",

@@ -102,6 +102,15 @@ typedef struct pg_op_def {
 
     /* Frees n->state (NULL: nothing to free, or plain free()). */
     void (*free_state)(struct pg_node *n);
+
+    /* Ops that read files (io.load, zonal.polygons): adds to OUT (an
+     * object) what identifies the node's inputs beyond its params, for the
+     * result cache's keys (src/nodekey.h): each file's resolved path, size,
+     * modification time in ns, inode and device, as stat(2) saw them when
+     * the node was planned (before reading). Runs after plan(); returns 0
+     * or fills ERR (the node then gets no key: it is never cached). NULL:
+     * the result depends on params and args only. */
+    int (*identity)(const struct pg_node *n, json_t *out, pg_error *err);
 } pg_op_def;
 
 /* The op named NAME, or NULL. */

@@ -62,6 +62,7 @@
  */
 #include "bufpool.h"
 #include "graph.h"
+#include "nodekey.h"
 #include "ops/cells.h"
 #include "ops/registry.h"
 #include "paths.h"
@@ -70,6 +71,7 @@
 
 #include <cpl_conv.h>
 #include <cpl_error.h>
+#include <cpl_string.h>
 #include <float.h>
 #include <gdal.h>
 #include <gdal_alg.h>
@@ -1024,6 +1026,12 @@ typedef struct pg__poly_state {
     int64_t nbx, nby;
     int64_t *bstart, *bitems;
     int64_t nbig, *big;
+    /* For the result cache: the vector file and each other file GDAL says
+     * the dataset uses (a Shapefile's .shx, .dbf, .prj), resolved, as
+     * identified before reading (nfiles 0: it could not be). */
+    int nfiles;
+    char **fpaths;
+    pg_file_id *fids;
 } pg__poly_state;
 
 #define PG__IDX_BLOCK 256
@@ -1043,6 +1051,10 @@ static void pg__poly_free(pg_node *n)
         free(st->bstart);
         free(st->bitems);
         free(st->big);
+        for (int i = 0; i < st->nfiles; i++)
+            free(st->fpaths[i]);
+        free(st->fpaths);
+        free(st->fids);
         free(st);
     }
     n->state = NULL;
@@ -1277,6 +1289,53 @@ static int pg__poly_index(pg__poly_state *st, pg_error *err)
     return 0;
 }
 
+/* Records PATH as identified (ID; NULL: it could not be stat'ed, then the
+ * node gets no cache key) and every other file of DS, stat'ed now. */
+static int pg__poly_files(pg__poly_state *st, const char *path, const pg_file_id *id,
+                          GDALDatasetH ds, pg_error *err)
+{
+    if (id == NULL) return 0;
+    char **list = GDALGetFileList(ds);
+    int n = 1 + CSLCount(list);
+    st->fpaths = calloc((size_t)n, sizeof *st->fpaths);
+    st->fids = calloc((size_t)n, sizeof *st->fids);
+    if (st->fpaths == NULL || st->fids == NULL || (st->fpaths[0] = strdup(path)) == NULL) {
+        CSLDestroy(list);
+        return pg_error_set(err, PG_ENOMEM, "out of memory");
+    }
+    st->fids[0] = *id;
+    st->nfiles = 1;
+    for (char **f = list; f != NULL && *f != NULL; f++) {
+        char *real = realpath(*f, NULL);
+        if (real != NULL && strcmp(real, path) != 0 &&
+            pg_file_identify(real, &st->fids[st->nfiles]) == 0) {
+            st->fpaths[st->nfiles++] = real;
+            real = NULL;
+        }
+        free(real);
+    }
+    CSLDestroy(list);
+    return 0;
+}
+
+/* The result cache's view of the vector files (see pg__poly_files and
+ * pg_nodekey_file). */
+static int pg__poly_identity(const pg_node *n, json_t *out, pg_error *err)
+{
+    const pg__poly_state *st = n->state;
+    if (st == NULL || st->nfiles == 0)
+        return pg_error_set(err, PG_ENOTFOUND, "the vector file could not be identified");
+    json_t *files = json_array();
+    if (files == NULL || json_object_set_new(out, "files", files))
+        return pg_error_set(err, PG_ENOMEM, "out of memory");
+    for (int i = 0; i < st->nfiles; i++) {
+        json_t *f = pg_nodekey_file(st->fpaths[i], &st->fids[i], err);
+        if (f == NULL) return err->code;
+        if (json_array_append_new(files, f)) return pg_error_set(err, PG_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
 /* "path" (a vector file in the data root), "layer", "field": reads the
  * features once, reprojected, grouped into zones. */
 static int pg__poly_plan(pg_node *n, const pg_plan_env *env, pg_error *err)
@@ -1315,13 +1374,24 @@ static int pg__poly_plan(pg_node *n, const pg_plan_env *env, pg_error *err)
      * at other files (a Shapefile's .shx/.dbf sit next to it). */
     static const char *const drivers[] = {"GeoJSON", "GeoJSONSeq", "ESRI Shapefile",
                                           "GPKG",    "FlatGeobuf", NULL};
+    /* Identified before it is read (a file rewritten meanwhile then gets
+     * another key the next time, never this one again). */
+    pg_file_id fid;
+    int have_id = pg_file_identify(path, &fid) == 0;
     GDALDatasetH ds = GDALOpenEx(path, GDAL_OF_VECTOR | GDAL_OF_READONLY, drivers, NULL, NULL);
-    free(path);
-    if (ds == NULL)
+    if (ds == NULL) {
+        free(path);
         return pg_error_set(err, PG_EFORMAT,
                             "param 'path': '%s' is not a vector file this op reads (GeoJSON, "
                             "Shapefile, GeoPackage, FlatGeobuf)",
                             upath);
+    }
+    rc = pg__poly_files(st, path, have_id ? &fid : NULL, ds, err);
+    free(path);
+    if (rc) {
+        GDALClose(ds);
+        return rc;
+    }
     OGRSpatialReferenceH rsrs = NULL;
     OGRCoordinateTransformationH ct = NULL;
     pg__item *items = NULL;
@@ -1787,6 +1857,7 @@ const pg_op_def pg_ops_zonal[] = {
         .finish = pg__poly_finish,
         .partial_free = pg__poly_pfree,
         .free_state = pg__poly_free,
+        .identity = pg__poly_identity,
     },
     {0},
 };

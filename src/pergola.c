@@ -634,6 +634,23 @@ static long long geti(json_t *o, const char *k)
     return json_integer_value(json_object_get(o, k));
 }
 
+/* The result cache's line of `pergola status`. */
+static void print_cache_status(json_t *cache)
+{
+    if (!json_is_object(cache)) return;
+    char used[32], budget[32];
+    human_bytes(json_object_get(cache, "bytes"), used, sizeof used);
+    human_bytes(json_object_get(cache, "budget_bytes"), budget, sizeof budget);
+    if (geti(cache, "budget_bytes") == 0) {
+        printf("cache        off\n");
+        return;
+    }
+    printf("cache        %lld entries, %s of %s; %lld hits, %lld misses, %lld shared, %lld "
+           "evictions\n",
+           geti(cache, "entries"), used, budget, geti(cache, "hits"), geti(cache, "misses"),
+           geti(cache, "shared"), geti(cache, "evictions"));
+}
+
 static int cmd_status(const char *address, int argc, char **argv)
 {
     int json = 0, status = parse_json_flag("status", argc, argv, &json);
@@ -672,6 +689,7 @@ static int cmd_status(const char *address, int argc, char **argv)
         }
         printf("\n");
         printf("tasks run    %lld\n", geti(st, "tasks_run"));
+        print_cache_status(json_object_get(st, "cache"));
     }
     json_decref(st);
     pg_client_destroy(&c);

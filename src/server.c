@@ -3,6 +3,7 @@
 
 #include "actors/session.h"
 #include "bufpool.h"
+#include "cache.h"
 #include "gdalio.h"
 #include "log.h"
 #include "loop.h"
@@ -116,6 +117,12 @@ void pg_server_job_ended(pg_server *srv, pg_job *job, int outcome)
     maybe_stop(srv);
 }
 
+/* The result cache's part of `status` (src/cache.h). */
+static json_t *status_cache(void)
+{
+    return pg_cache_stats_json(pg_cache_global());
+}
+
 json_t *pg_server_status(pg_server *srv)
 {
     pg_bufpool_stats bs;
@@ -125,7 +132,7 @@ json_t *pg_server_status(pg_server *srv)
     pg_runtime_counts(&queued, &ran);
     return json_pack(
         "{s:s, s:f, s:i, s:i, s:b, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I}, s:I, "
-        "s:I}",
+        "s:I, s:o}",
         "version", PG_VERSION, "uptime_s", (double)(pg_now_ns() - srv->started_ns) / 1e9, "workers",
         pg_runtime_workers(), "connections", srv->nconnections, "shutting_down", srv->shutting_down,
         "jobs", "running", (json_int_t)srv->njobs, "completed", (json_int_t)srv->completed,
@@ -133,7 +140,7 @@ json_t *pg_server_status(pg_server *srv)
         "budget_bytes", (json_int_t)bs.budget, "reserved_bytes", (json_int_t)bs.reserved,
         "in_use_bytes", (json_int_t)bs.in_use, "cached_bytes", (json_int_t)bs.cached, "peak_bytes",
         (json_int_t)bs.peak_in_use, "tasks_queued", (json_int_t)queued, "tasks_run",
-        (json_int_t)ran);
+        (json_int_t)ran, "cache", status_cache());
 }
 
 /* ---- listeners ---- */
@@ -331,10 +338,12 @@ int pg_server_run(const pg_config *cfg)
     signal(SIGPIPE, SIG_IGN);
     pg_bufpool_init((size_t)cfg->memory_budget_mb << 20);
     pg_gdalio_init(cfg->gdal_cache_mb << 20);
+    pg_cache_global_init((size_t)cfg->cache_mb << 20); /* before the workers: they read it */
     pg_runtime_on_thread_exit(pg_gdalio_thread_exit);
     int rc = pg_runtime_start(cfg->workers);
     if (rc) {
         pg_log_error("cannot start the workers: %s", pg_strerror(rc));
+        pg_cache_global_shutdown();
         free(srv->data_root);
         return 1;
     }
@@ -370,6 +379,7 @@ int pg_server_run(const pg_config *cfg)
     pg_runtime_stop();
     uv_loop_close(srv->loop);
     pg_bufpool_shutdown();
+    pg_cache_global_shutdown(); /* after the workers: no job is left to hold a claim */
     free(srv->tcp);
     free(srv->data_root);
     the_server = NULL;
