@@ -7,13 +7,18 @@
 #include "cluster.h"
 #include "config.h"
 #include "harness.h"
+#include "loop.h"
+#include "runtime.h"
 
 #include <check.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -38,6 +43,19 @@ static void write_text(const char *path, const char *text)
     ck_assert_ptr_nonnull(f);
     fputs(text, f);
     fclose(f);
+}
+
+static int free_tcp_port(void)
+{
+    void *ctx = zmq_ctx_new();
+    void *probe = zmq_socket(ctx, ZMQ_ROUTER);
+    ck_assert_int_eq(zmq_bind(probe, "tcp://127.0.0.1:*"), 0);
+    char ep[64];
+    size_t n = sizeof ep;
+    zmq_getsockopt(probe, ZMQ_LAST_ENDPOINT, ep, &n);
+    zmq_close(probe);
+    zmq_ctx_term(ctx);
+    return atoi(strrchr(ep, ':') + 1);
 }
 
 /* Three key pairs; secrets written to tmpdir/keys/{a,b,c}.secret. */
@@ -669,6 +687,331 @@ START_TEST(transport_unknown_key)
 }
 END_TEST
 
+/* ---- calls (pg_cluster_call), this process as node "a" ---- */
+
+static uv_loop_t loop;
+static pg_config acfg;
+static uv_timer_t ticker;
+
+typedef struct outcome {
+    int done;
+    int code;
+    json_t *ev;
+    void *data;
+    size_t len;
+    char node[64];
+} outcome;
+
+static void on_call(void *ctx, int code, const json_t *event, const void *data, size_t len,
+                    const char *node)
+{
+    outcome *o = ctx;
+    o->done++;
+    o->code = code;
+    o->ev = event ? json_deep_copy(event) : NULL;
+    if (data && len) {
+        o->data = malloc(len);
+        memcpy(o->data, data, len);
+    }
+    o->len = len;
+    snprintf(o->node, sizeof o->node, "%s", node ? node : "");
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_ticker(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static pg_peer_state b_state(int64_t *inflight)
+{
+    pg_peer_info info[4];
+    int n = pg_cluster_peers("b", info, 4);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(info[0].name, "b");
+    if (inflight) *inflight = info[0].inflight;
+    return info[0].state;
+}
+
+/* Runs the loop until *DONE >= WANT or TIMEOUT_MS pass; returns whether it
+ * got there. MAX_INFLIGHT: if >= 0, checks b's inflight never exceeds it. */
+static bool run_until(const int *done, int want, int timeout_ms, int max_inflight)
+{
+    long long t0 = mono_ms();
+    while (*done < want && mono_ms() - t0 < timeout_ms) {
+        uv_run(&loop, UV_RUN_ONCE);
+        if (max_inflight >= 0) {
+            int64_t inflight;
+            b_state(&inflight);
+            ck_assert_int_le(inflight, max_inflight);
+        }
+    }
+    return *done >= want;
+}
+
+static bool wait_b(pg_peer_state want, int timeout_ms)
+{
+    long long t0 = mono_ms();
+    while (b_state(NULL) != want && mono_ms() - t0 < timeout_ms)
+        uv_run(&loop, UV_RUN_ONCE);
+    return b_state(NULL) == want;
+}
+
+/* Node b: a real pergolad; node a: this process (pg_cluster_start). */
+static void start_pair(int max_calls)
+{
+    make_keys();
+    zctx = zmq_ctx_new();
+    char ea[64], eb[64];
+    snprintf(ea, sizeof ea, "tcp://127.0.0.1:%d", free_tcp_port());
+    snprintf(eb, sizeof eb, "tcp://127.0.0.1:%d", free_tcp_port());
+    json_t *cl =
+        json_pack("{s:[{s:s, s:s, s:s}, {s:s, s:s, s:s}], s:s, s:i, s:i, s:i}", "nodes", "name",
+                  "a", "endpoint", ea, "public_key", pub[0], "name", "b", "endpoint", eb,
+                  "public_key", pub[1], "secret_key_file", "keys/{node}.secret", "heartbeat_ms",
+                  100, "peer_timeout_ms", 800, "max_calls_per_peer", max_calls);
+    const char *path = write_config(cl);
+    th_root_init(&D);
+    const char *extra[] = {"--config", path, "--node", "b", NULL};
+    ck_assert_int_eq(th_start(&D, extra), 0);
+    pg_error err = {0};
+    ck_assert_int_eq(from_args(path, "a", &acfg, &err), 0);
+    ck_assert_int_eq(pg_runtime_start(1), 0);
+    ck_assert_int_eq(uv_loop_init(&loop), 0);
+    ck_assert_int_eq(pg_loop_init(&loop), 0);
+    /* Wake the loop now and then, so that run_until sees the clock. */
+    uv_timer_init(&loop, &ticker);
+    uv_timer_start(&ticker, on_ticker, 20, 20);
+    ck_assert_int_eq(pg_cluster_start(&loop, &acfg, &err), 0);
+    ck_assert_str_eq(pg_cluster_self(), "a");
+    ck_assert(wait_b(PG_PEER_UP, 15000));
+}
+
+static void stop_pair(void)
+{
+    pg_cluster_stop();
+    uv_close((uv_handle_t *)&ticker, NULL);
+    pg_loop_close();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    ck_assert_int_eq(uv_loop_close(&loop), 0);
+    pg_runtime_stop();
+    pg_config_clear(&acfg);
+    if (D.pid > 0) ck_assert_int_eq(th_stop(&D), 0);
+    th_cleanup(&D);
+    zmq_ctx_term(zctx);
+}
+
+static json_t *graph_req(const char *graph)
+{
+    json_error_t je;
+    json_t *g = json_loads(graph, 0, &je);
+    ck_assert_ptr_nonnull(g);
+    return json_pack("{s:o}", "graph", g);
+}
+
+#define STATS_GRAPH                                                                                \
+    "{\"nodes\":{\"s\":{\"op\":\"global.stats\",\"args\":[{\"op\":\"raster.constant\","            \
+    "\"width\":16,\"height\":16,\"value\":1,\"type\":\"f32\"}]}},\"result\":\"s\"}"
+/* About 4e9 cells to reduce: seconds of work, to cancel or time out. */
+#define LONG_GRAPH                                                                                 \
+    "{\"nodes\":{\"s\":{\"op\":\"global.stats\",\"args\":[{\"op\":\"raster.constant\","            \
+    "\"width\":65536,\"height\":%d,\"value\":1,\"type\":\"u8\"}]}},\"result\":\"s\"}"
+
+static void outcome_clear(outcome *o)
+{
+    json_decref(o->ev);
+    free(o->data);
+    memset(o, 0, sizeof *o);
+}
+
+/* b's jobs: running, cancelled (its status, over a client connection). */
+static void b_jobs(long long *running, long long *cancelled)
+{
+    int fd = th_connect(&D);
+    ck_assert_int_ge(fd, 0);
+    json_t *ev = th_request(fd, "{\"id\":1,\"type\":\"status\"}\n", 5000);
+    close(fd);
+    json_t *jobs = json_object_get(json_object_get(ev, "value"), "jobs");
+    *running = json_integer_value(json_object_get(jobs, "running"));
+    *cancelled = json_integer_value(json_object_get(jobs, "cancelled"));
+    json_decref(ev);
+}
+
+static bool b_idle(long long want_cancelled, int timeout_ms)
+{
+    long long t0 = mono_ms(), r = -1, c = -1;
+    while (mono_ms() - t0 < timeout_ms) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        b_jobs(&r, &c);
+        if (r == 0 && c >= want_cancelled) return true;
+        usleep(20000);
+    }
+    return false;
+}
+
+START_TEST(calls_basic)
+{
+    start_pair(1);
+    ck_assert(pg_cluster_knows("a"));
+    ck_assert(pg_cluster_knows("b"));
+    ck_assert(!pg_cluster_knows("zz"));
+    pg_peer_info all[4];
+    ck_assert_int_eq(pg_cluster_peers(NULL, all, 4), 1);
+    ck_assert_int_eq(pg_cluster_peers("a", all, 4), 0); /* not a peer: this node */
+    ck_assert_int_gt(all[0].workers, -1);
+    json_t *st = pg_cluster_status();
+    ck_assert_str_eq(json_string_value(json_object_get(st, "node")), "a");
+    ck_assert_str_eq(json_string_value(
+                         json_object_get(json_array_get(json_object_get(st, "peers"), 0), "state")),
+                     "up");
+    json_decref(st);
+
+    /* A value. */
+    outcome o = {0};
+    uint64_t id = pg_cluster_call("b", graph_req(STATS_GRAPH), 20000, on_call, &o);
+    ck_assert_uint_gt(id, 0);
+    ck_assert(run_until(&o.done, 1, 20000, 1));
+    ck_assert_int_eq(o.code, 0);
+    ck_assert_str_eq(o.node, "b");
+    ck_assert_str_eq(json_string_value(json_object_get(o.ev, "event")), "result");
+    json_t *v = json_object_get(o.ev, "value");
+    ck_assert_int_eq(json_integer_value(json_object_get(v, "count")), 256);
+    ck_assert(json_real_value(json_object_get(v, "sum")) == 256.0);
+    outcome_clear(&o);
+
+    /* A raster: the attachment reaches the callback. */
+    pg_cluster_call("b",
+                    graph_req("{\"nodes\":{\"c\":{\"op\":\"raster.constant\",\"width\":4,"
+                              "\"height\":2,\"value\":2.5,\"type\":\"f32\"}},\"result\":\"c\"}"),
+                    20000, on_call, &o);
+    ck_assert(run_until(&o.done, 1, 20000, 1));
+    ck_assert_int_eq(o.code, 0);
+    ck_assert_uint_eq(o.len, 32);
+    for (int i = 0; i < 8; i++) {
+        float f;
+        memcpy(&f, (char *)o.data + 4 * i, 4);
+        ck_assert(f == 2.5f);
+    }
+    outcome_clear(&o);
+
+    /* The peer's error, with its code. */
+    pg_cluster_call("b", graph_req("{\"nodes\":{\"x\":{\"op\":\"local.nope\"}},\"result\":\"x\"}"),
+                    20000, on_call, &o);
+    ck_assert(run_until(&o.done, 1, 20000, 1));
+    ck_assert_int_eq(o.code, PG_EUNKNOWNOP);
+    ck_assert_str_eq(th_code(o.ev), "unknown_op");
+    ck_assert_str_eq(th_node(o.ev), "x");
+    outcome_clear(&o);
+
+    /* max_calls_per_peer 1: three calls at once wait their turn, all end. */
+    outcome q[3] = {{0}};
+    int ended = 0;
+    for (int i = 0; i < 3; i++)
+        pg_cluster_call("b", graph_req(STATS_GRAPH), 20000, on_call, &q[i]);
+    long long t0 = mono_ms();
+    while (ended < 3 && mono_ms() - t0 < 20000) {
+        uv_run(&loop, UV_RUN_ONCE);
+        int64_t inflight;
+        b_state(&inflight);
+        ck_assert_int_le(inflight, 1);
+        ended = q[0].done + q[1].done + q[2].done;
+    }
+    ck_assert_int_eq(ended, 3);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(q[i].done, 1);
+        ck_assert_int_eq(q[i].code, 0);
+        outcome_clear(&q[i]);
+    }
+
+    /* Not a peer. */
+    pg_cluster_call("zz", graph_req(STATS_GRAPH), 20000, on_call, &o);
+    ck_assert(run_until(&o.done, 1, 5000, -1));
+    ck_assert_int_eq(o.code, PG_EPEER);
+    ck_assert_str_eq(th_code(o.ev), "peer_unavailable");
+    outcome_clear(&o);
+
+    /* Cancel: the callback says cancelled, b's job is cancelled too. */
+    long long r0, c0;
+    b_jobs(&r0, &c0);
+    char g[400];
+    snprintf(g, sizeof g, LONG_GRAPH, 65536);
+    id = pg_cluster_call("b", graph_req(g), 30000, on_call, &o);
+    long long t1 = mono_ms();
+    while (mono_ms() - t1 < 200)
+        uv_run(&loop, UV_RUN_ONCE);
+    ck_assert_int_eq(o.done, 0);
+    pg_cluster_cancel(id);
+    ck_assert(run_until(&o.done, 1, 5000, -1));
+    ck_assert_int_eq(o.code, PG_ECANCELLED);
+    ck_assert(b_idle(c0 + 1, 10000));
+    outcome_clear(&o);
+    /* A second cancel of an ended call does nothing. */
+    pg_cluster_cancel(id);
+
+    /* A deadline: PG_ETIMEOUT, and b does not keep working on it. */
+    snprintf(g, sizeof g, LONG_GRAPH, 65520);
+    pg_cluster_call("b", graph_req(g), 300, on_call, &o);
+    ck_assert(run_until(&o.done, 1, 10000, -1));
+    ck_assert_int_eq(o.code, PG_ETIMEOUT);
+    ck_assert_str_eq(th_code(o.ev), "timeout");
+    ck_assert(b_idle(0, 10000));
+    outcome_clear(&o);
+
+    /* Shutdown ends a pending call with PG_ESHUTDOWN, exactly once. */
+    snprintf(g, sizeof g, LONG_GRAPH, 65504);
+    pg_cluster_call("b", graph_req(g), 30000, on_call, &o);
+    t1 = mono_ms();
+    while (mono_ms() - t1 < 100)
+        uv_run(&loop, UV_RUN_ONCE);
+    ck_assert_int_eq(o.done, 0);
+    pg_cluster_stop();
+    ck_assert_int_eq(o.done, 1);
+    ck_assert_int_eq(o.code, PG_ESHUTDOWN);
+    outcome_clear(&o);
+    stop_pair();
+}
+END_TEST
+
+/* b dies mid-call: the call fails with PG_EPEER (not at its deadline), b
+ * goes down, new calls fail at once. */
+START_TEST(calls_peer_killed)
+{
+    start_pair(8);
+    outcome o = {0};
+    char g[400];
+    snprintf(g, sizeof g, LONG_GRAPH, 65536);
+    pg_cluster_call("b", graph_req(g), 60000, on_call, &o);
+    long long t1 = mono_ms();
+    while (mono_ms() - t1 < 200)
+        uv_run(&loop, UV_RUN_ONCE);
+    ck_assert_int_eq(o.done, 0);
+    kill(D.pid, SIGKILL);
+    int st;
+    waitpid(D.pid, &st, 0);
+    D.pid = 0;
+    long long t0 = mono_ms();
+    ck_assert(run_until(&o.done, 1, 20000, -1));
+    fprintf(stderr, "the call failed %lld ms after b was killed\n", mono_ms() - t0);
+    ck_assert_int_eq(o.code, PG_EPEER);
+    ck_assert_str_eq(th_code(o.ev), "peer_unavailable");
+    ck_assert(strstr(json_string_value(json_object_get(json_object_get(o.ev, "error"), "message")),
+                     "'b'") != NULL);
+    outcome_clear(&o);
+    ck_assert_int_eq(b_state(NULL), PG_PEER_DOWN);
+    pg_cluster_call("b", graph_req(STATS_GRAPH), 20000, on_call, &o);
+    ck_assert(run_until(&o.done, 1, 5000, -1));
+    ck_assert_int_eq(o.code, PG_EPEER);
+    outcome_clear(&o);
+    stop_pair();
+}
+END_TEST
+
 START_TEST(keygen_pairs)
 {
     char p1[41], s1[41], p2[41], s2[41], derived[41];
@@ -722,6 +1065,8 @@ int main(void)
     tcase_add_test(tt, transport_calls);
     tcase_add_test(tt, transport_heartbeats);
     tcase_add_test(tt, transport_unknown_key);
+    tcase_add_test(tt, calls_basic);
+    tcase_add_test(tt, calls_peer_killed);
     suite_add_tcase(s, tt);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
