@@ -86,8 +86,8 @@ static void rtt(int count, size_t bytes)
         t[i] = (now_s() - t0) * 1e6;
     }
     qsort(t, (size_t)count, sizeof *t, cmp_double);
-    printf("rtt_count %d rtt_bytes %zu rtt_min_us %.1f rtt_median_us %.1f rtt_p90_us %.1f\n",
-           count, bytes, t[0], t[count / 2], t[count * 9 / 10]);
+    printf("rtt_count %d rtt_bytes %zu rtt_min_us %.1f rtt_median_us %.1f rtt_p90_us %.1f\n", count,
+           bytes, t[0], t[count / 2], t[count * 9 / 10]);
     free(msg);
     free(buf);
     free(t);
