@@ -160,10 +160,18 @@ int th_cluster_start(int n, const th_cluster_opts *opts)
     return 0;
 }
 
-void th_cluster_stop(void)
+int th_cluster_stop(void)
 {
+    int bad = 0;
     for (int i = 0; i < T.n; i++) {
-        if (T.alive[i]) th_stop(&T.d[i]);
+        if (T.alive[i] && th_stop(&T.d[i]) != 0) {
+            fprintf(stderr, "cluster harness: node %s did not exit cleanly\n", T.name[i]);
+            char cmd[400];
+            snprintf(cmd, sizeof cmd, "tail -n 30 '%s' >&2", T.d[i].log);
+            if (system(cmd) != 0) { /* nothing more to say */
+            }
+            bad++;
+        }
         T.alive[i] = false;
         th_cleanup(&T.d[i]);
     }
@@ -174,6 +182,7 @@ void th_cluster_stop(void)
     }
     json_decref(T.cfg);
     memset(&T, 0, sizeof T);
+    return bad;
 }
 
 int th_cluster_size(void)

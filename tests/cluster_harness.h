@@ -37,8 +37,10 @@ typedef struct th_cluster_opts {
 /* Starts N (1..TH_CLUSTER_MAX) nodes. Returns 0, or -1 (what failed is on
  * stderr; the nodes that started are stopped). */
 int th_cluster_start(int n, const th_cluster_opts *opts);
-/* SIGTERM every node (SIGKILL if it hangs) and remove the directories. */
-void th_cluster_stop(void);
+/* SIGTERM every node (SIGKILL if it hangs) and remove the directories.
+ * Returns how many live nodes did not exit with status 0 (their log tails
+ * go to stderr). */
+int th_cluster_stop(void);
 
 int th_cluster_size(void);
 /* Node I's daemon (its client address, port, log file). */

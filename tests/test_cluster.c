@@ -614,7 +614,7 @@ START_TEST(transport_heartbeats)
     void *b = curve_dealer("b", pub[0], pub[1], sec[1], a_endpoint());
     int fd = th_connect(&D);
     ck_assert_int_ge(fd, 0);
-    const char *state = "";
+    char state[32] = "";
     json_t *st = NULL;
     for (int i = 0; i < 300 && strcmp(state, "up") != 0; i++) {
         send_text(b, "{\"type\":\"hb\",\"node\":\"b\",\"load\":5,\"workers\":3}");
@@ -623,8 +623,8 @@ START_TEST(transport_heartbeats)
         st = th_request(fd, "{\"id\":1,\"type\":\"status\"}\n", 5000);
         json_t *p = json_array_get(
             json_object_get(json_object_get(json_object_get(st, "value"), "cluster"), "peers"), 0);
-        state = json_string_value(json_object_get(p, "state"));
-        if (state == NULL) state = "";
+        const char *ps = json_string_value(json_object_get(p, "state"));
+        snprintf(state, sizeof state, "%s", ps ? ps : "");
         if (strcmp(state, "up") == 0) {
             ck_assert_int_eq(json_integer_value(json_object_get(p, "load")), 5);
             ck_assert_int_eq(json_integer_value(json_object_get(p, "workers")), 3);
@@ -641,8 +641,8 @@ START_TEST(transport_heartbeats)
         st = th_request(fd, "{\"id\":1,\"type\":\"status\"}\n", 5000);
         json_t *p = json_array_get(
             json_object_get(json_object_get(json_object_get(st, "value"), "cluster"), "peers"), 0);
-        state = json_string_value(json_object_get(p, "state"));
-        if (state == NULL) state = "";
+        const char *ps = json_string_value(json_object_get(p, "state"));
+        snprintf(state, sizeof state, "%s", ps ? ps : "");
     }
     ck_assert_str_eq(state, "down");
     json_decref(st);

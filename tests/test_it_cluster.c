@@ -73,7 +73,7 @@ START_TEST(three_nodes_up)
     char line[200];
     snprintf(line, sizeof line, "  b            %-28s up", th_cluster_endpoint(1));
     ck_assert_msg(file_contains(out, line), "no '%s' in the status", line);
-    th_cluster_stop();
+    ck_assert_int_eq(th_cluster_stop(), 0);
 }
 END_TEST
 
@@ -98,7 +98,7 @@ START_TEST(killed_node_down_then_up)
     int up = th_cluster_wait_all_up(20000);
     ck_assert_int_ge(up, 0);
     fprintf(stderr, "b up again everywhere %d ms after its restart\n", up);
-    th_cluster_stop();
+    ck_assert_int_eq(th_cluster_stop(), 0);
 }
 END_TEST
 
@@ -161,7 +161,7 @@ START_TEST(unknown_node_refused)
     ck_assert_int_ge(th_cluster_wait_all_up(5000), 0);
     ck_assert_int_eq(th_stop(&d), 0);
     th_cleanup(&d);
-    th_cluster_stop();
+    ck_assert_int_eq(th_cluster_stop(), 0);
 }
 END_TEST
 
