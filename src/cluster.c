@@ -844,11 +844,11 @@ static void log_refusal(const uint8_t key[32], const char *address)
     char z85[41];
     zmq_z85_encode(z85, key, 32);
     if (r->suppressed)
-        pg_log_warn("refused a CURVE connection from key %s (%s): not in cluster.nodes (and %lld "
-                    "more times since the last report)",
+        pg_log_warn("refused a CURVE connection from key %s: not in cluster.nodes (from %s; "
+                    "%lld more times since the last report)",
                     z85, address, (long long)r->suppressed);
     else
-        pg_log_warn("refused a CURVE connection from key %s (%s): not in cluster.nodes", z85,
+        pg_log_warn("refused a CURVE connection from key %s: not in cluster.nodes (from %s)", z85,
                     address);
     r->last_ns = now;
     r->suppressed = 0;

@@ -22,9 +22,14 @@
  * gives the same bytes as a local one.
  *
  * Peers: a peer is "connecting" until its first heartbeat, "up" while they
- * arrive, "down" after peer_timeout_ms without one (ZeroMQ reconnects with
- * backoff: reconnect_ivl 100 ms doubling to 5 s), "refused" when the CURVE
- * handshake with it failed (its key is not the configured one).
+ * arrive (and our connection to it has completed its handshake), "down"
+ * after peer_timeout_ms without one or as soon as our connection to it
+ * drops (ZeroMQ reconnects with backoff: reconnect_ivl 100 ms doubling to
+ * 5 s), "refused" when the CURVE handshake with it failed (its key is not
+ * the configured one, or it does not know ours). Leaving "up" fails the
+ * calls in flight to it (PG_EPEER) and cancels the jobs it asked us for.
+ * A refused key is logged by the ZAP handler ("refused a CURVE connection
+ * from key X: not in cluster.nodes", at most once per 10 s per key).
  */
 #ifndef PG_CLUSTER_H
 #define PG_CLUSTER_H

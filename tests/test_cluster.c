@@ -823,6 +823,21 @@ static json_t *graph_req(const char *graph)
     "{\"nodes\":{\"s\":{\"op\":\"global.stats\",\"args\":[{\"op\":\"raster.constant\","            \
     "\"width\":65536,\"height\":%d,\"value\":1,\"type\":\"u8\"}]}},\"result\":\"s\"}"
 
+/* Asserts O ended with WANT; if not, shows b's log first. */
+static void expect_code(const outcome *o, int want)
+{
+    if (o->code != want) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "tail -n 40 '%s' >&2", D.log);
+        if (system(cmd) != 0) { /* nothing more to show */
+        }
+        char *e = o->ev ? json_dumps(o->ev, 0) : NULL;
+        fprintf(stderr, "the call ended with %d (%s), not %d\n", o->code, e ? e : "no event", want);
+        free(e);
+    }
+    ck_assert_int_eq(o->code, want);
+}
+
 static void outcome_clear(outcome *o)
 {
     json_decref(o->ev);
@@ -877,7 +892,7 @@ START_TEST(calls_basic)
     uint64_t id = pg_cluster_call("b", graph_req(STATS_GRAPH), 20000, on_call, &o);
     ck_assert_uint_gt(id, 0);
     ck_assert(run_until(&o.done, 1, 20000, 1));
-    ck_assert_int_eq(o.code, 0);
+    expect_code(&o, 0);
     ck_assert_str_eq(o.node, "b");
     ck_assert_str_eq(json_string_value(json_object_get(o.ev, "event")), "result");
     json_t *v = json_object_get(o.ev, "value");
@@ -891,7 +906,7 @@ START_TEST(calls_basic)
                               "\"height\":2,\"value\":2.5,\"type\":\"f32\"}},\"result\":\"c\"}"),
                     20000, on_call, &o);
     ck_assert(run_until(&o.done, 1, 20000, 1));
-    ck_assert_int_eq(o.code, 0);
+    expect_code(&o, 0);
     ck_assert_uint_eq(o.len, 32);
     for (int i = 0; i < 8; i++) {
         float f;
@@ -904,7 +919,7 @@ START_TEST(calls_basic)
     pg_cluster_call("b", graph_req("{\"nodes\":{\"x\":{\"op\":\"local.nope\"}},\"result\":\"x\"}"),
                     20000, on_call, &o);
     ck_assert(run_until(&o.done, 1, 20000, 1));
-    ck_assert_int_eq(o.code, PG_EUNKNOWNOP);
+    expect_code(&o, PG_EUNKNOWNOP);
     ck_assert_str_eq(th_code(o.ev), "unknown_op");
     ck_assert_str_eq(th_node(o.ev), "x");
     outcome_clear(&o);
@@ -925,14 +940,14 @@ START_TEST(calls_basic)
     ck_assert_int_eq(ended, 3);
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(q[i].done, 1);
-        ck_assert_int_eq(q[i].code, 0);
+        expect_code(&q[i], 0);
         outcome_clear(&q[i]);
     }
 
     /* Not a peer. */
     pg_cluster_call("zz", graph_req(STATS_GRAPH), 20000, on_call, &o);
     ck_assert(run_until(&o.done, 1, 5000, -1));
-    ck_assert_int_eq(o.code, PG_EPEER);
+    expect_code(&o, PG_EPEER);
     ck_assert_str_eq(th_code(o.ev), "peer_unavailable");
     outcome_clear(&o);
 
@@ -948,7 +963,7 @@ START_TEST(calls_basic)
     ck_assert_int_eq(o.done, 0);
     pg_cluster_cancel(id);
     ck_assert(run_until(&o.done, 1, 5000, -1));
-    ck_assert_int_eq(o.code, PG_ECANCELLED);
+    expect_code(&o, PG_ECANCELLED);
     ck_assert(b_idle(c0 + 1, 10000));
     outcome_clear(&o);
     /* A second cancel of an ended call does nothing. */
@@ -958,7 +973,7 @@ START_TEST(calls_basic)
     snprintf(g, sizeof g, LONG_GRAPH, 65520);
     pg_cluster_call("b", graph_req(g), 300, on_call, &o);
     ck_assert(run_until(&o.done, 1, 10000, -1));
-    ck_assert_int_eq(o.code, PG_ETIMEOUT);
+    expect_code(&o, PG_ETIMEOUT);
     ck_assert_str_eq(th_code(o.ev), "timeout");
     ck_assert(b_idle(0, 10000));
     outcome_clear(&o);
@@ -972,7 +987,7 @@ START_TEST(calls_basic)
     ck_assert_int_eq(o.done, 0);
     pg_cluster_stop();
     ck_assert_int_eq(o.done, 1);
-    ck_assert_int_eq(o.code, PG_ESHUTDOWN);
+    expect_code(&o, PG_ESHUTDOWN);
     outcome_clear(&o);
     stop_pair();
 }
