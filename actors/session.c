@@ -2,6 +2,7 @@
 #include "actors/session.h"
 
 #include "actors/job.h"
+#include "cluster.h"
 #include "log.h"
 #include "loop.h"
 #include "ops/registry.h"
@@ -118,8 +119,10 @@ static void post_run(pg_loopmsg *m)
 {
     post *p = (post *)m;
     pg_server *srv = pg_server_get();
-    pg_session *s = srv ? find_session(srv, p->sid) : NULL;
-    if (s)
+    pg_session *s = srv && !(p->sid & PG_CLUSTER_SID_FLAG) ? find_session(srv, p->sid) : NULL;
+    if (p->sid & PG_CLUSTER_SID_FLAG) /* a peer's job: the answer goes back over ZeroMQ */
+        pg_cluster_deliver(p->sid, p->ev, p->data, p->len);
+    else if (s)
         send_event(s, p->ev, p->data, p->len);
     else {
         json_decref(p->ev);

@@ -22,9 +22,14 @@
  * gives the same bytes as a local one.
  *
  * Peers: a peer is "connecting" until its first heartbeat, "up" while they
- * arrive, "down" after peer_timeout_ms without one (ZeroMQ reconnects with
- * backoff: reconnect_ivl 100 ms doubling to 5 s), "refused" when the CURVE
- * handshake with it failed (its key is not the configured one).
+ * arrive (and our connection to it has completed its handshake), "down"
+ * after peer_timeout_ms without one or as soon as our connection to it
+ * drops (ZeroMQ reconnects with backoff: reconnect_ivl 100 ms doubling to
+ * 5 s), "refused" when the CURVE handshake with it failed (its key is not
+ * the configured one, or it does not know ours). Leaving "up" fails the
+ * calls in flight to it (PG_EPEER) and cancels the jobs it asked us for.
+ * A refused key is logged by the ZAP handler ("refused a CURVE connection
+ * from key X: not in cluster.nodes", at most once per 10 s per key).
  */
 #ifndef PG_CLUSTER_H
 #define PG_CLUSTER_H
@@ -68,7 +73,10 @@ bool pg_cluster_knows(const char *name);
  * MAX snapshots to OUT, returns how many. Any thread (a mutex guards the
  * snapshot; the loop thread updates it). */
 int pg_cluster_peers(const char *name, pg_peer_info *out, int max);
-/* This node's load as heartbeats report it (the job table keeps it). */
+/* Heartbeats report this node's load as its running jobs + the tasks
+ * queued on its workers; pg_cluster_set_load(LOAD >= 0) reports LOAD
+ * instead (the job layer's own count), a negative LOAD goes back to the
+ * computed value. Any thread. */
 void pg_cluster_set_load(int64_t load);
 
 /* The end of a call: CODE 0 and EVENT the "result" event (borrowed, valid
@@ -76,10 +84,15 @@ void pg_cluster_set_load(int64_t load);
  * or CODE < 0: the peer's error event (EVENT, borrowed), or PG_ETIMEOUT (no
  * answer by the deadline), PG_EPEER (the peer is down, refused, or went
  * down during the call), PG_ECANCELLED (pg_cluster_cancel), PG_ESHUTDOWN.
- * NODE is the peer that was called. Runs on the loop thread, exactly once
- * per call. */
-typedef void (*pg_call_fn)(void *ctx, int code, const json_t *event, const void *data,
-                           size_t len, const char *node);
+ * On failure EVENT is never NULL: for the local codes it is an error event
+ * made here ({"event":"error","error":{"code","message"}}, the message
+ * names the node). NODE is the peer that was called. Runs on the loop
+ * thread, exactly once per call (the callback may call pg_cluster_call or
+ * pg_cluster_cancel). A peer that is not "up" fails at once with PG_EPEER.
+ * Over max_calls_per_peer calls in flight to one peer, a call waits in a
+ * queue on the loop (its deadline runs) until one ends. */
+typedef void (*pg_call_fn)(void *ctx, int code, const json_t *event, const void *data, size_t len,
+                           const char *node);
 
 /* Sends run request REQ (stolen; its "graph", optional "timeout_ms"; "id"
  * and "call" are set here) to peer NODE, with a deadline of DEADLINE_MS
@@ -90,6 +103,13 @@ uint64_t pg_cluster_call(const char *node, json_t *req, int64_t deadline_ms, pg_
 /* Cancels call ID (sends `cancel` to the peer); its callback still runs
  * once, with PG_ECANCELLED, unless it already ran. Any thread. */
 void pg_cluster_cancel(uint64_t id);
+
+/* Jobs that peers asked for run under session id PG_CLUSTER_SID_FLAG |
+ * the peer's node index; their events come back through pg_session_post,
+ * whose loop side hands them to pg_cluster_deliver (EVENT and DATA stolen),
+ * which sends them to the peer (DATA as frame 1, without copying). */
+#define PG_CLUSTER_SID_FLAG (UINT64_C(1) << 63)
+void pg_cluster_deliver(uint64_t sid, json_t *event, void *data, size_t len);
 
 /* The `status` answer's "cluster" member (a new reference), or NULL
  * without a cluster: {"node": NAME, "peers": [{"name", "endpoint",

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <zmq.h>
 
 #ifndef PG_VERSION
 #define PG_VERSION "unknown"
@@ -308,6 +309,425 @@ static int pg__set_limits(pg_config *c, const json_t *v, const char *src, const 
     return 0;
 }
 
+static char *pg__dup_or_null(const char *s, int *failed);
+
+/* ---- cluster ----------------------------------------------------------- */
+
+static void pg__cluster_free(pg_cluster_cfg *k)
+{
+    free(k->node);
+    for (int i = 0; i < k->nnodes; i++) {
+        free(k->nodes[i].name);
+        free(k->nodes[i].endpoint);
+        pg__free_list(k->nodes[i].listen, k->nodes[i].nlisten);
+    }
+    free(k->nodes);
+    for (int i = 0; i < k->npools; i++) {
+        free(k->pools[i].name);
+        pg__free_list(k->pools[i].members, k->pools[i].nmembers);
+    }
+    free(k->pools);
+    free(k->secret_key_file);
+    free(k->base_dir);
+    free(k->source);
+    /* The secret key must not linger in freed memory. */
+    memset(k, 0, sizeof *k);
+    k->self = -1;
+}
+
+static void pg__cluster_defaults(pg_cluster_cfg *k)
+{
+    memset(k, 0, sizeof *k);
+    k->self = -1;
+    k->heartbeat_ms = 1000;
+    k->peer_timeout_ms = 3000;
+    k->call_timeout_ms = 60000;
+    k->max_calls_per_peer = 8;
+}
+
+static int pg__cluster_copy(pg_cluster_cfg *d, const pg_cluster_cfg *s)
+{
+    int failed = 0;
+    *d = *s;
+    d->node = pg__dup_or_null(s->node, &failed);
+    d->secret_key_file = pg__dup_or_null(s->secret_key_file, &failed);
+    d->base_dir = pg__dup_or_null(s->base_dir, &failed);
+    d->source = pg__dup_or_null(s->source, &failed);
+    d->nodes = NULL;
+    d->pools = NULL;
+    d->nnodes = d->npools = 0;
+    if (s->nnodes > 0) {
+        d->nodes = calloc((size_t)s->nnodes, sizeof *d->nodes);
+        if (d->nodes == NULL) failed = 1;
+        for (int i = 0; !failed && i < s->nnodes; i++) {
+            d->nodes[i] = s->nodes[i];
+            d->nodes[i].name = pg__dup_or_null(s->nodes[i].name, &failed);
+            d->nodes[i].endpoint = pg__dup_or_null(s->nodes[i].endpoint, &failed);
+            d->nodes[i].listen = NULL;
+            d->nodes[i].nlisten = 0;
+            d->nnodes = i + 1;
+            if (s->nodes[i].listen && !failed) {
+                d->nodes[i].listen = calloc((size_t)s->nodes[i].nlisten + 1, sizeof(char *));
+                if (d->nodes[i].listen == NULL) failed = 1;
+                for (int j = 0; !failed && j < s->nodes[i].nlisten; j++) {
+                    d->nodes[i].listen[j] = pg__dup_or_null(s->nodes[i].listen[j], &failed);
+                    d->nodes[i].nlisten = j + 1;
+                }
+            }
+        }
+    }
+    if (s->npools > 0 && !failed) {
+        d->pools = calloc((size_t)s->npools, sizeof *d->pools);
+        if (d->pools == NULL) failed = 1;
+        for (int i = 0; !failed && i < s->npools; i++) {
+            pg_cluster_pool_cfg *p = &d->pools[i];
+            d->npools = i + 1;
+            p->name = pg__dup_or_null(s->pools[i].name, &failed);
+            p->members = calloc((size_t)s->pools[i].nmembers + 1, sizeof *p->members);
+            if (p->members == NULL) failed = 1;
+            for (int j = 0; !failed && j < s->pools[i].nmembers; j++) {
+                p->members[j] = pg__dup_or_null(s->pools[i].members[j], &failed);
+                p->nmembers = j + 1;
+            }
+        }
+    }
+    if (failed) {
+        pg__cluster_free(d);
+        return PG_ENOMEM;
+    }
+    return 0;
+}
+
+/* Node and pool names: what a graph's "remote" names, and a ZeroMQ routing
+ * id; short, printable, no separators. */
+static bool pg__cluster_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63) return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '-' || ch == '_'))
+            return false;
+    }
+    return true;
+}
+
+static int pg__cluster_find(const pg_cluster_cfg *k, const char *name)
+{
+    for (int i = 0; i < k->nnodes; i++)
+        if (k->nodes[i].name && strcmp(k->nodes[i].name, name) == 0) return i;
+    return -1;
+}
+
+/* A Z85 CURVE key: 40 characters that decode to 32 bytes. */
+static bool pg__z85_key_ok(const char *s)
+{
+    uint8_t bin[32];
+    return strlen(s) == 40 && zmq_z85_decode(bin, s) != NULL;
+}
+
+static int pg__cluster_nodes(pg_cluster_cfg *k, const json_t *v, const char *src, const char *key,
+                             pg_error *err)
+{
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return pg__cfg_err(err, src, key,
+                           "must be a non-empty list of {\"name\", \"endpoint\", \"public_key\"}");
+    size_t n = json_array_size(v);
+    if (n > 1024) return pg__cfg_err(err, src, key, "must have at most 1024 nodes");
+    k->nodes = calloc(n, sizeof *k->nodes);
+    if (k->nodes == NULL) return pg__cfg_oom(err);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_array_get(v, i);
+        char ekey[192], fkey[256];
+        snprintf(ekey, sizeof ekey, "%.160s[%zu]", key, i);
+        if (!json_is_object(e))
+            return pg__cfg_err(err, src, ekey,
+                               "must be an object {\"name\", \"endpoint\", \"public_key\"}");
+        pg_cluster_node_cfg *nd = &k->nodes[i];
+        k->nnodes = (int)i + 1;
+        const char *fk;
+        json_t *fv;
+        json_object_foreach((json_t *)e, fk, fv)
+        {
+            snprintf(fkey, sizeof fkey, "%s.%s", ekey, fk);
+            if (strcmp(fk, "listen") == 0) {
+                /* Parsed like the top-level key, into a scratch config. */
+                pg_config tmp;
+                memset(&tmp, 0, sizeof tmp);
+                int rc = pg__set_listen(&tmp, fv, src, fkey, err);
+                if (rc != 0) return rc;
+                nd->listen = tmp.listen;
+                nd->nlisten = tmp.nlisten;
+                continue;
+            }
+            if (strcmp(fk, "name") != 0 && strcmp(fk, "endpoint") != 0 &&
+                strcmp(fk, "public_key") != 0)
+                return pg__cfg_err(err, src, fkey, "unknown key");
+        }
+        static const char *const req[] = {"name", "endpoint", "public_key"};
+        for (size_t r = 0; r < 3; r++) {
+            const json_t *fv2 = json_object_get(e, req[r]);
+            snprintf(fkey, sizeof fkey, "%s.%s", ekey, req[r]);
+            if (fv2 == NULL) return pg__cfg_err(err, src, fkey, "is required");
+            if (!json_is_string(fv2) || strlen(json_string_value(fv2)) != json_string_length(fv2))
+                return pg__cfg_err(err, src, fkey, "must be a string");
+        }
+        const char *name = json_string_value(json_object_get(e, "name"));
+        const char *ep = json_string_value(json_object_get(e, "endpoint"));
+        const char *pk = json_string_value(json_object_get(e, "public_key"));
+        snprintf(fkey, sizeof fkey, "%s.name", ekey);
+        if (!pg__cluster_name_ok(name))
+            return pg__cfg_err(err, src, fkey,
+                               "'%.80s' is not a node name (1..63 of A-Z a-z 0-9 . - _)", name);
+        if (pg__cluster_find(k, name) >= 0)
+            return pg__cfg_err(err, src, fkey, "duplicate node name '%s'", name);
+        snprintf(fkey, sizeof fkey, "%s.endpoint", ekey);
+        int port = 0;
+        if (strncmp(ep, "tcp://", 6) != 0 || pg_config_split_addr(ep + 6, NULL, 0, &port) != 0 ||
+            port == 0)
+            return pg__cfg_err(err, src, fkey,
+                               "'%.100s' is not tcp://HOST:PORT (port 1..65535; IPv6 as "
+                               "tcp://[::1]:7101)",
+                               ep);
+        for (int j = 0; j < (int)i; j++)
+            if (strcmp(k->nodes[j].endpoint, ep) == 0)
+                return pg__cfg_err(err, src, fkey, "'%s' is also the endpoint of node '%s'", ep,
+                                   k->nodes[j].name);
+        snprintf(fkey, sizeof fkey, "%s.public_key", ekey);
+        if (!pg__z85_key_ok(pk))
+            return pg__cfg_err(err, src, fkey,
+                               "must be a CURVE public key: 40 Z85 characters (pergola keygen)");
+        if ((nd->name = strdup(name)) == NULL || (nd->endpoint = strdup(ep)) == NULL)
+            return pg__cfg_oom(err);
+        memcpy(nd->public_key, pk, 41);
+    }
+    for (int i = 0; i < k->nnodes; i++)
+        for (int j = 0; j < i; j++)
+            if (strcmp(k->nodes[i].public_key, k->nodes[j].public_key) == 0) {
+                char fkey[256];
+                snprintf(fkey, sizeof fkey, "%.160s[%d].public_key", key, i);
+                return pg__cfg_err(err, src, fkey, "is also the key of node '%s'",
+                                   k->nodes[j].name);
+            }
+    return 0;
+}
+
+static int pg__cluster_pools(pg_cluster_cfg *k, const json_t *v, const char *src, const char *key,
+                             pg_error *err)
+{
+    if (!json_is_object(v))
+        return pg__cfg_err(err, src, key, "must be an object {\"POOL\": [node names]}");
+    size_t n = json_object_size(v);
+    k->pools = calloc(n ? n : 1, sizeof *k->pools);
+    if (k->pools == NULL) return pg__cfg_oom(err);
+    const char *pn;
+    json_t *pv;
+    json_object_foreach((json_t *)v, pn, pv)
+    {
+        char pkey[200];
+        snprintf(pkey, sizeof pkey, "%.100s.%.80s", key, pn);
+        if (!pg__cluster_name_ok(pn))
+            return pg__cfg_err(err, src, pkey, "is not a pool name (1..63 of A-Z a-z 0-9 . - _)");
+        if (pg__cluster_find(k, pn) >= 0)
+            return pg__cfg_err(err, src, pkey, "a pool cannot have the name of a node");
+        if (!json_is_array(pv) || json_array_size(pv) == 0)
+            return pg__cfg_err(err, src, pkey, "must be a non-empty list of node names");
+        pg_cluster_pool_cfg *p = &k->pools[k->npools++];
+        if ((p->name = strdup(pn)) == NULL) return pg__cfg_oom(err);
+        size_t m = json_array_size(pv);
+        if ((p->members = calloc(m, sizeof *p->members)) == NULL) return pg__cfg_oom(err);
+        for (size_t i = 0; i < m; i++) {
+            const json_t *e = json_array_get(pv, i);
+            char ekey[240];
+            snprintf(ekey, sizeof ekey, "%.200s[%zu]", pkey, i);
+            if (!json_is_string(e)) return pg__cfg_err(err, src, ekey, "must be a node name");
+            const char *mn = json_string_value(e);
+            if (pg__cluster_find(k, mn) < 0)
+                return pg__cfg_err(err, src, ekey, "'%.80s' is not in cluster.nodes", mn);
+            for (int j = 0; j < p->nmembers; j++)
+                if (strcmp(p->members[j], mn) == 0)
+                    return pg__cfg_err(err, src, ekey, "'%s' is listed twice", mn);
+            if ((p->members[p->nmembers] = strdup(mn)) == NULL) return pg__cfg_oom(err);
+            p->nmembers++;
+        }
+    }
+    return 0;
+}
+
+static int pg__set_cluster(pg_config *c, const json_t *v, const char *src, const char *key,
+                           pg_error *err)
+{
+    if (json_is_null(v)) { /* a later file may turn the cluster off */
+        pg__cluster_free(&c->cluster);
+        return 0;
+    }
+    if (!json_is_object(v)) return pg__cfg_err(err, src, key, "must be an object");
+    pg_cluster_cfg k;
+    pg__cluster_defaults(&k);
+    k.enabled = true;
+    int rc = 0;
+    char path[160];
+    /* Nodes first: pools and "node" refer to them. */
+    const json_t *nodes = json_object_get(v, "nodes");
+    snprintf(path, sizeof path, "%s.nodes", key);
+    if (nodes == NULL)
+        rc = pg__cfg_err(err, src, path, "is required");
+    else
+        rc = pg__cluster_nodes(&k, nodes, src, path, err);
+    const char *fk;
+    json_t *fv;
+    json_object_foreach((json_t *)v, fk, fv)
+    {
+        if (rc != 0) break;
+        snprintf(path, sizeof path, "%s.%s", key, fk);
+        if (strcmp(fk, "nodes") == 0) continue;
+        if (strcmp(fk, "node") == 0) {
+            if ((rc = pg__set_string(fv, &k.node, src, path, err)) == 0 &&
+                pg__cluster_find(&k, k.node) < 0)
+                rc = pg__cfg_err(err, src, path, "'%.80s' is not in cluster.nodes", k.node);
+        } else if (strcmp(fk, "secret_key_file") == 0) {
+            rc = pg__set_string(fv, &k.secret_key_file, src, path, err);
+        } else if (strcmp(fk, "pools") == 0) {
+            rc = pg__cluster_pools(&k, fv, src, path, err);
+        } else if (strcmp(fk, "heartbeat_ms") == 0) {
+            rc = pg__set_int(fv, 10, 3600000, &k.heartbeat_ms, src, path, err);
+        } else if (strcmp(fk, "peer_timeout_ms") == 0) {
+            rc = pg__set_int(fv, 20, 36000000, &k.peer_timeout_ms, src, path, err);
+        } else if (strcmp(fk, "call_timeout_ms") == 0) {
+            rc = pg__set_int(fv, 1, INT64_C(1) << 40, &k.call_timeout_ms, src, path, err);
+        } else if (strcmp(fk, "max_calls_per_peer") == 0) {
+            rc = pg__set_int(fv, 1, 1000000, &k.max_calls_per_peer, src, path, err);
+        } else {
+            rc = pg__cfg_err(err, src, path, "unknown key");
+        }
+    }
+    if (rc == 0 && k.secret_key_file == NULL) {
+        snprintf(path, sizeof path, "%s.secret_key_file", key);
+        rc = pg__cfg_err(err, src, path, "is required (this node's CURVE secret key)");
+    }
+    if (rc == 0 && k.peer_timeout_ms <= k.heartbeat_ms) {
+        snprintf(path, sizeof path, "%s.peer_timeout_ms", key);
+        rc = pg__cfg_err(err, src, path,
+                         "must be longer than cluster.heartbeat_ms (%lld), or every peer is "
+                         "always down",
+                         (long long)k.heartbeat_ms);
+    }
+    if (rc == 0 && src != NULL) {
+        /* Relative key paths resolve against the config file's directory. */
+        const char *slash = strrchr(src, '/');
+        k.base_dir =
+            slash ? strndup(src, (size_t)(slash - src == 0 ? 1 : slash - src)) : strdup(".");
+        k.source = strdup(src);
+        if (k.base_dir == NULL || k.source == NULL) rc = pg__cfg_oom(err);
+    }
+    if (rc != 0) {
+        pg__cluster_free(&k);
+        return rc;
+    }
+    pg__cluster_free(&c->cluster);
+    c->cluster = k;
+    return 0;
+}
+
+/* Reads a Z85 key from PATH: 40 characters, surrounding white space allowed. */
+static int pg__read_key_file(const char *path, char out[41], char *why, size_t whylen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(why, whylen, "cannot read '%.900s': %s", path, strerror(errno));
+        return -1;
+    }
+    char buf[256];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        snprintf(why, whylen, "cannot read '%.900s'", path);
+        return -1;
+    }
+    buf[n] = '\0';
+    char *s = buf, *e = buf + n;
+    while (s < e && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r'))
+        s++;
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+        e--;
+    *e = '\0';
+    if (!pg__z85_key_ok(s)) {
+        snprintf(why, whylen, "'%.900s' does not hold a CURVE secret key (40 Z85 characters)",
+                 path);
+        memset(buf, 0, sizeof buf);
+        return -1;
+    }
+    memcpy(out, s, 41);
+    memset(buf, 0, sizeof buf);
+    return 0;
+}
+
+int pg_config_cluster_resolve(pg_config *c, pg_error *err)
+{
+    pg_cluster_cfg *k = &c->cluster;
+    if (!k->enabled) return 0;
+    const char *src = k->source;
+    if (k->node == NULL)
+        return pg__cfg_err(err, src, "cluster.node",
+                           "which node is this? set cluster.node or pass --node NAME");
+    int self = pg__cluster_find(k, k->node);
+    if (self < 0)
+        return pg__cfg_err(err, src, "cluster.node", "'%.80s' is not in cluster.nodes", k->node);
+    /* "{node}" -> the node's name, so that one file serves every node. */
+    char rel[1024] = "", path[2048];
+    const char *t = k->secret_key_file;
+    size_t o = 0;
+    while (*t && o < sizeof rel - 1) {
+        if (strncmp(t, "{node}", 6) == 0) {
+            o += (size_t)snprintf(rel + o, sizeof rel - o, "%s", k->node);
+            t += 6;
+        } else {
+            rel[o++] = *t++;
+        }
+        if (o >= sizeof rel) o = sizeof rel - 1;
+    }
+    rel[o] = '\0';
+    if (rel[0] == '/' || k->base_dir == NULL)
+        snprintf(path, sizeof path, "%s", rel);
+    else
+        snprintf(path, sizeof path, "%s/%s", k->base_dir, rel);
+    char why[1200], secret[41];
+    if (pg__read_key_file(path, secret, why, sizeof why) != 0)
+        return pg__cfg_err(err, src, "cluster.secret_key_file", "%s", why);
+    char pub[41];
+    if (zmq_curve_public(pub, secret) != 0) {
+        memset(secret, 0, sizeof secret);
+        return pg__cfg_err(err, src, "cluster.secret_key_file",
+                           "this libzmq has no CURVE support (zmq_has(\"curve\") is false)");
+    }
+    if (strcmp(pub, k->nodes[self].public_key) != 0) {
+        memset(secret, 0, sizeof secret);
+        char nkey[64];
+        snprintf(nkey, sizeof nkey, "cluster.nodes[%d].public_key", self);
+        return pg__cfg_err(err, src, "cluster.secret_key_file",
+                           "the secret key in '%.150s' does not match %s of node '%s'", path, nkey,
+                           k->node);
+    }
+    if (k->nodes[self].listen != NULL) {
+        char **copy = calloc((size_t)k->nodes[self].nlisten + 1, sizeof *copy);
+        if (copy == NULL) return pg__cfg_oom(err);
+        for (int i = 0; i < k->nodes[self].nlisten; i++)
+            if ((copy[i] = strdup(k->nodes[self].listen[i])) == NULL) {
+                pg__free_list(copy, i);
+                return pg__cfg_oom(err);
+            }
+        pg__free_list(c->listen, c->nlisten);
+        c->listen = copy;
+        c->nlisten = k->nodes[self].nlisten;
+    }
+    k->self = self;
+    memcpy(k->secret_key, secret, 41);
+    memset(secret, 0, sizeof secret);
+    return 0;
+}
+
 /* Sets top-level KEY from V. NAME is what errors call it: the key path for
  * a file, the flag ("--workers") for the command line. */
 static int pg__set_key(pg_config *c, const char *key, const json_t *v, const char *src,
@@ -342,6 +762,7 @@ static int pg__set_key(pg_config *c, const char *key, const json_t *v, const cha
         return pg__set_int(v, 0, INT64_MAX, &c->shutdown_grace_ms, src, name, err);
     if (strcmp(key, "log_level") == 0) return pg__set_log_level(c, v, src, name, err);
     if (strcmp(key, "ready_file") == 0) return pg__set_string(v, &c->ready_file, src, name, err);
+    if (strcmp(key, "cluster") == 0) return pg__set_cluster(c, v, src, name, err);
     return pg__cfg_err(err, src, name, "unknown key");
 }
 
@@ -376,6 +797,7 @@ void pg_config_defaults(pg_config *c)
     c->shutdown_grace_ms = 10000;
     c->log_level = PG_LOG_INFO;
     c->ready_file = NULL;
+    pg__cluster_defaults(&c->cluster);
 }
 
 void pg_config_clear(pg_config *c)
@@ -385,6 +807,7 @@ void pg_config_clear(pg_config *c)
     free(c->socket_path);
     free(c->data_root);
     free(c->ready_file);
+    pg__cluster_free(&c->cluster);
     memset(c, 0, sizeof *c);
 }
 
@@ -412,6 +835,8 @@ static int pg__config_copy(pg_config *dst, const pg_config *src)
     dst->socket_path = pg__dup_or_null(src->socket_path, &failed);
     dst->data_root = pg__dup_or_null(src->data_root, &failed);
     dst->ready_file = pg__dup_or_null(src->ready_file, &failed);
+    memset(&dst->cluster, 0, sizeof dst->cluster);
+    if (!failed && pg__cluster_copy(&dst->cluster, &src->cluster) != 0) failed = 1;
     if (failed) {
         pg_config_clear(dst);
         return PG_ENOMEM;
@@ -466,6 +891,7 @@ int pg_config_apply_json(pg_config *c, const void *json_object, pg_error *err)
     pg_config tmp;
     if (pg__config_copy(&tmp, c) != 0) return pg__cfg_oom(err);
     int rc = pg__apply(&tmp, json_object, NULL, err);
+    if (rc == 0 && tmp.cluster.node != NULL) rc = pg_config_cluster_resolve(&tmp, err);
     if (rc != 0) {
         pg_config_clear(&tmp);
         return rc;
@@ -481,6 +907,7 @@ int pg_config_load_file(pg_config *c, const char *path, pg_error *err)
     pg_config tmp;
     if (pg__config_copy(&tmp, c) != 0) return pg__cfg_oom(err);
     int rc = pg__load(&tmp, path, err);
+    if (rc == 0 && tmp.cluster.node != NULL) rc = pg_config_cluster_resolve(&tmp, err);
     if (rc != 0) {
         pg_config_clear(&tmp);
         return rc;
@@ -517,6 +944,8 @@ static const struct pg__flag {
     {"--fusion", "fusion", PG__F_BOOL, "on|off",
      "run chains of per-cell ops as one pass per tile (default on)"},
     {"--log-level", "log_level", PG__F_STR, "L", "error, warn, info or debug"},
+    {"--node", "cluster.node", PG__F_STR, "NAME",
+     "this daemon is node NAME of the config's cluster (cluster.node)"},
     {"--ready-file", "ready_file", PG__F_STR, "PATH",
      "once listening, write the bound addresses to PATH"},
     {"--help", NULL, PG__F_NONE, NULL, "print this help and exit"},
@@ -672,6 +1101,21 @@ int pg_config_from_args(pg_config *c, int argc, char **argv, pg_error *err)
             }
             continue;
         }
+        if (strcmp(f->key, "cluster.node") == 0) {
+            if (!tmp.cluster.enabled) {
+                rc = pg_error_set(err, PG_ECONFIG,
+                                  "--node: the configuration has no \"cluster\" (see --config)");
+                goto out;
+            }
+            json_t *jv = json_string_nocheck(val[i]);
+            rc = pg__set_string(jv, &tmp.cluster.node, NULL, f->flag, err);
+            json_decref(jv);
+            if (rc == 0 && pg__cluster_find(&tmp.cluster, tmp.cluster.node) < 0)
+                rc = pg_error_set(err, PG_ECONFIG, "--node: '%.80s' is not in cluster.nodes",
+                                  tmp.cluster.node);
+            if (rc != 0) goto out;
+            continue;
+        }
         json_t *jv = pg__flag_value(f, val[i]);
         if (jv == NULL) {
             rc = f->kind == PG__F_TILE
@@ -685,6 +1129,8 @@ int pg_config_from_args(pg_config *c, int argc, char **argv, pg_error *err)
         json_decref(jv);
         if (rc != 0) goto out;
     }
+    /* The node's own "listen" first, so that --listen still overrides it. */
+    if ((rc = pg_config_cluster_resolve(&tmp, err)) != 0) goto out;
     if (listen != NULL && (rc = pg__set_key(&tmp, "listen", listen, NULL, "--listen", err)) != 0)
         goto out;
     if (tmp.nlisten == 0 && tmp.socket_path == NULL) {

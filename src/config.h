@@ -13,6 +13,41 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* One node of the cluster (config "cluster.nodes[i]"). */
+typedef struct pg_cluster_node_cfg {
+    char *name;          /* [A-Za-z0-9_.-]{1,63} */
+    char *endpoint;      /* "tcp://HOST:PORT" (port 1..65535) */
+    char public_key[41]; /* Z85, 40 characters */
+    char **listen;       /* optional: the client addresses of this node, which replace
+                            "listen" when it is this node (NULL: keep "listen") */
+    int nlisten;
+} pg_cluster_node_cfg;
+
+/* A named group of nodes ("cluster.pools"). */
+typedef struct pg_cluster_pool_cfg {
+    char *name;
+    char **members; /* node names, each in nodes */
+    int nmembers;
+} pg_cluster_pool_cfg;
+
+/* The "cluster" key (README "Cluster"). enabled is false without it. */
+typedef struct pg_cluster_cfg {
+    bool enabled;
+    char *node; /* this node's name ("node" or --node); in nodes */
+    pg_cluster_node_cfg *nodes;
+    int nnodes;
+    pg_cluster_pool_cfg *pools;
+    int npools;
+    char *secret_key_file; /* as written; may contain "{node}" */
+    char *base_dir;        /* the directory of the file that set it (NULL: cwd) */
+    char *source;          /* that file, for messages (NULL: not from a file) */
+    int64_t heartbeat_ms, peer_timeout_ms, call_timeout_ms, max_calls_per_peer;
+    /* Set once the node is known and its key checked (pg_config_from_args,
+     * or pg_config_load_file when the file names the node): */
+    int self;            /* index of node in nodes, -1 before */
+    char secret_key[41]; /* Z85, matches nodes[self].public_key */
+} pg_cluster_cfg;
+
 typedef struct pg_config {
     char **listen; /* TCP addresses "HOST:PORT" (port 0: ephemeral) */
     int nlisten;
@@ -37,6 +72,7 @@ typedef struct pg_config {
     int64_t shutdown_grace_ms;
     int log_level;    /* PG_LOG_* */
     char *ready_file; /* flag only: where to write the bound addresses */
+    pg_cluster_cfg cluster;
 } pg_config;
 
 /* Fills C with the built-in defaults (those of conf/pergola.json). C is
@@ -59,6 +95,13 @@ int pg_config_apply_json(pg_config *c, const void *json_object, pg_error *err);
  * (PG_ECONFIG). Also fails if the result listens nowhere (no address and no
  * socket). On error C is unchanged. */
 int pg_config_from_args(pg_config *c, int argc, char **argv, pg_error *err);
+/* Checks C's cluster once its node is known: the node is in the list, its
+ * secret key file ("{node}" replaced, relative to the config file's
+ * directory) holds a Z85 secret key whose public key is the node's. Fills
+ * cluster.self and cluster.secret_key, and takes the node's own "listen"
+ * if it has one. pg_config_from_args calls it (before --listen); a no-op
+ * without a cluster. Returns 0 or PG_ECONFIG naming the key. */
+int pg_config_cluster_resolve(pg_config *c, pg_error *err);
 /* Frees everything C owns and zeroes it (clearing twice is harmless). */
 void pg_config_clear(pg_config *c);
 

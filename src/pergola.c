@@ -7,7 +7,10 @@
  */
 #include "pergola/pergola.h"
 
+#include "cluster.h"
+
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -48,6 +51,8 @@ static void usage(FILE *f)
           "  ops [--json]              list the daemon's operations and their parameters\n"
           "  status [--json]           show the daemon's state\n"
           "  ping [-c N] [-i MS]       time N round trips (default 1), MS apart (default 1000)\n"
+          "  keygen [PREFIX]           make a CURVE key pair for a cluster node: print it, or\n"
+          "                            write PREFIX.public and PREFIX.secret (mode 0600)\n"
           "\n"
           "Options:\n"
           "  -C, --connect ADDR  the daemon: HOST:PORT, tcp://HOST:PORT, unix:PATH or a\n"
@@ -651,6 +656,36 @@ static void print_cache_status(json_t *cache)
            geti(cache, "shared"), geti(cache, "evictions"));
 }
 
+/* The cluster part of `status`: one line per peer. */
+static void print_cluster(json_t *cl)
+{
+    if (!json_is_object(cl)) return;
+    const char *node = json_string_value(json_object_get(cl, "node"));
+    const char *ep = json_string_value(json_object_get(cl, "endpoint"));
+    printf("cluster      node %s at %s\n", node ? node : "?", ep ? ep : "?");
+    json_t *peers = json_object_get(cl, "peers");
+    printf("  %-12s %-28s %-10s %6s %7s %8s %10s\n", "PEER", "ENDPOINT", "STATE", "LOAD", "WORKERS",
+           "INFLIGHT", "LAST SEEN");
+    size_t i;
+    json_t *p;
+    json_array_foreach(peers, i, p)
+    {
+        const char *name = json_string_value(json_object_get(p, "name"));
+        const char *pep = json_string_value(json_object_get(p, "endpoint"));
+        const char *state = json_string_value(json_object_get(p, "state"));
+        json_t *seen = json_object_get(p, "last_seen_ms");
+        char seen_s[32];
+        if (json_is_integer(seen))
+            snprintf(seen_s, sizeof seen_s, "%.1f s ago",
+                     (double)json_integer_value(seen) / 1000.0);
+        else
+            snprintf(seen_s, sizeof seen_s, "never");
+        printf("  %-12s %-28s %-10s %6lld %7lld %8lld %10s\n", name ? name : "?", pep ? pep : "?",
+               state ? state : "?", geti(p, "load"), geti(p, "workers"), geti(p, "inflight"),
+               seen_s);
+    }
+}
+
 static int cmd_status(const char *address, int argc, char **argv)
 {
     int json = 0, status = parse_json_flag("status", argc, argv, &json);
@@ -690,6 +725,7 @@ static int cmd_status(const char *address, int argc, char **argv)
         printf("\n");
         printf("tasks run    %lld\n", geti(st, "tasks_run"));
         print_cache_status(json_object_get(st, "cache"));
+        print_cluster(json_object_get(st, "cluster"));
     }
     json_decref(st);
     pg_client_destroy(&c);
@@ -747,6 +783,51 @@ static int cmd_ping(const char *address, int argc, char **argv)
     return status;
 }
 
+/* Writes TEXT + '\n' to PATH, created with MODE; refuses to overwrite. */
+static int write_key(const char *path, const char *text, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
+    if (fd < 0) {
+        fprintf(stderr, "pergola: keygen: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char line[64];
+    int n = snprintf(line, sizeof line, "%s\n", text);
+    int rc = write(fd, line, (size_t)n) == n ? 0 : -1;
+    if (close(fd) != 0) rc = -1;
+    if (rc != 0) fprintf(stderr, "pergola: keygen: %s: %s\n", path, strerror(errno));
+    return rc;
+}
+
+static int cmd_keygen(int argc, char **argv)
+{
+    if (argc > 0 && (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc > 1) return usage_error("keygen: one PREFIX at most");
+    if (argc == 1 && argv[0][0] == '-') return usage_error("keygen: unknown option '%s'", argv[0]);
+    char pub[41], sec[41];
+    if (pg_cluster_keygen(pub, sec) != 0) {
+        fprintf(stderr, "pergola: keygen: this libzmq has no CURVE support\n");
+        return EXIT_DAEMON;
+    }
+    if (argc == 0) {
+        printf("public_key %s\nsecret_key %s\n", pub, sec);
+        return 0;
+    }
+    char pp[4096], sp[4096];
+    snprintf(pp, sizeof pp, "%s.public", argv[0]);
+    snprintf(sp, sizeof sp, "%s.secret", argv[0]);
+    if (write_key(sp, sec, 0600) != 0) return EXIT_DAEMON;
+    if (write_key(pp, pub, 0644) != 0) {
+        unlink(sp);
+        return EXIT_DAEMON;
+    }
+    printf("%s\n", pub);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *address = NULL, *v;
@@ -778,6 +859,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "ops") == 0) return cmd_ops(address, sub_argc, sub_argv);
     if (strcmp(cmd, "status") == 0) return cmd_status(address, sub_argc, sub_argv);
     if (strcmp(cmd, "ping") == 0) return cmd_ping(address, sub_argc, sub_argv);
+    if (strcmp(cmd, "keygen") == 0) return cmd_keygen(sub_argc, sub_argv);
     if (strcmp(cmd, "help") == 0) {
         usage(stdout);
         return 0;

@@ -4,6 +4,7 @@
 #include "actors/session.h"
 #include "bufpool.h"
 #include "cache.h"
+#include "cluster.h"
 #include "gdalio.h"
 #include "log.h"
 #include "loop.h"
@@ -130,7 +131,7 @@ json_t *pg_server_status(pg_server *srv)
     int64_t queued;
     uint64_t ran;
     pg_runtime_counts(&queued, &ran);
-    return json_pack(
+    json_t *st = json_pack(
         "{s:s, s:f, s:i, s:i, s:b, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I}, s:I, "
         "s:I, s:o}",
         "version", PG_VERSION, "uptime_s", (double)(pg_now_ns() - srv->started_ns) / 1e9, "workers",
@@ -141,6 +142,9 @@ json_t *pg_server_status(pg_server *srv)
         "in_use_bytes", (json_int_t)bs.in_use, "cached_bytes", (json_int_t)bs.cached, "peak_bytes",
         (json_int_t)bs.peak_in_use, "tasks_queued", (json_int_t)queued, "tasks_run",
         (json_int_t)ran, "cache", status_cache());
+    json_t *cl = pg_cluster_status();
+    if (st && cl) json_object_set_new(st, "cluster", cl);
+    return st;
 }
 
 /* ---- listeners ---- */
@@ -284,6 +288,7 @@ static void maybe_stop(pg_server *srv)
     if (!srv->shutting_down || srv->njobs > 0 || srv->stopped) return;
     srv->stopped = true;
     pg_log_info("all jobs done; closing");
+    pg_cluster_stop();
     pg_session_close_all(srv);
     uv_timer_stop(&srv->grace);
     uv_close((uv_handle_t *)&srv->grace, NULL);
@@ -357,7 +362,12 @@ int pg_server_run(const pg_config *cfg)
     srv->grace.data = srv;
 
     int exit_code = 0;
-    if (start_listeners(srv) != 0) {
+    if (pg_cluster_start(srv->loop, cfg, &err) != 0) {
+        pg_log_error("%s", err.message);
+        exit_code = 1;
+        srv->shutting_down = true;
+        maybe_stop(srv);
+    } else if (start_listeners(srv) != 0) {
         exit_code = 1;
         srv->shutting_down = true;
         close_listeners(srv);
