@@ -88,7 +88,7 @@ struct pg_job {
     int nnodes, self;
     char **nodes;
     json_t **subgraph; /* per plan node, or NULL */
-    int64_t remote_timeout_ms, remote_max_calls;
+    int64_t remote_timeout_ms;
     /* Calls in flight, so that a cancel reaches them (slots and whole
      * sweeps): guarded by calls_lock, taken by workers, the loop thread and
      * the job, never across anything that waits. */
@@ -201,7 +201,9 @@ static void mark_remote(pg_job *j, slot *sl, bool grid, int assigned)
         sl->remote = R_CALL;
         sl->target_kind = sl->node->remote[0] ? T_NAMED : T_ANY;
         sl->target = sl->node->remote;
-    } else if (grid && assigned >= 0 && assigned != j->self) {
+    } else if (grid && assigned >= 0 && assigned != j->self && sl->node->nargs > 0) {
+        /* (A leaf, such as io.load, is read here: a call would only move
+         * the file's cells.) */
         sl->remote = R_CALL;
         sl->target_kind = T_ASSIGNED;
         sl->target = j->nodes[assigned];
@@ -500,15 +502,22 @@ typedef struct call {
     uint64_t id;
 } call;
 
+/* The call holds the job: once its callback has let the tile go on, the
+ * job may end while the issuer is still recording the call's id. */
 static void call_unref(call *c)
 {
-    if (atomic_fetch_sub(&c->refs, 1) == 1) free(c);
+    if (atomic_fetch_sub(&c->refs, 1) == 1) {
+        pg_actor *a = &c->job->actor;
+        free(c);
+        pg_actor_unref(a);
+    }
 }
 
 /* Picks the node for the next attempt of a call of kind KIND to TARGET,
  * skipping those in TRIED: an index in job->nodes, -1 for "run it here",
- * or -2 when no node is left (T_NAMED only). Least loaded first; a peer at
- * its cap of calls is skipped by kinds that can fall back here. */
+ * or -2 when no node is left (T_NAMED only). Least loaded first (load per
+ * worker from its heartbeats, plus our calls in flight to it); a peer at
+ * its cap of calls (cluster.max_calls_per_peer) queues them. */
 static int pick_node(pg_job *j, int kind, const char *target, uint64_t tried)
 {
     if (kind == T_ASSIGNED) {
@@ -529,7 +538,6 @@ static int pick_node(pg_job *j, int kind, const char *target, uint64_t tried)
         while (i < j->nnodes && strcmp(j->nodes[i], peers[p].name) != 0)
             i++;
         if (i == j->nnodes || (tried & ((uint64_t)1 << i))) continue;
-        if (kind != T_NAMED && peers[p].inflight >= j->remote_max_calls) continue;
         double load = (double)(peers[p].load + peers[p].inflight) /
                       (peers[p].workers > 0 ? peers[p].workers : 1);
         if (best < 0 || load < best_load) best = i, best_load = load;
@@ -567,6 +575,7 @@ static void call_send(pg_job *j, call *c, json_t *req)
 {
     atomic_init(&c->refs, 2);
     c->job = j;
+    pg_actor_ref(&j->actor);
     uv_mutex_lock(&j->calls_lock);
     c->next = j->calls;
     c->pprev = &j->calls;
@@ -613,9 +622,40 @@ static bool slot_attempt(slot *s)
                 if (f->edges[s->children_off + a] >= 0) pending++;
             if (pending == 0) return false; /* computes straight away */
             atomic_store(&s->pending, pending);
+            /* As frame_start: the leaves first, then schedule them; once one
+             * runs, counters change (a parent reaching 0 must not be
+             * scheduled twice) and the last one may end the frame. */
+            int stack_leaves[32], nl = 0;
+            int *leaves =
+                f->nslots <= 32 ? stack_leaves : malloc(sizeof(int) * (size_t)f->nslots);
+            if (leaves == NULL) {
+                pg_error e;
+                pg_error_set(&e, PG_ENOMEM, "out of memory");
+                frame_fail(f, &e, s->node);
+                atomic_store(&s->pending, 0);
+                s->remote = R_DONE;
+                return false;
+            }
             for (int c = 0; c < f->nslots; c++)
                 if (f->slots[c].region == region && atomic_load(&f->slots[c].pending) == 0)
-                    pg_schedule(&f->slots[c].task);
+                    leaves[nl++] = c;
+            pg_task *tasks_stack[32];
+            pg_task **tasks = nl <= 32 ? tasks_stack : malloc(sizeof *tasks * (size_t)nl);
+            if (tasks == NULL) {
+                if (leaves != stack_leaves) free(leaves);
+                pg_error e;
+                pg_error_set(&e, PG_ENOMEM, "out of memory");
+                frame_fail(f, &e, s->node);
+                atomic_store(&s->pending, 0);
+                s->remote = R_DONE;
+                return false;
+            }
+            for (int i = 0; i < nl; i++)
+                tasks[i] = &f->slots[leaves[i]].task;
+            if (leaves != stack_leaves) free(leaves);
+            for (int i = 0; i < nl; i++)
+                pg_schedule(tasks[i]);
+            if (tasks != tasks_stack) free(tasks);
             return true;
         }
         s->tried |= (uint64_t)1 << i;
@@ -1808,7 +1848,6 @@ pg_job *pg_job_new(uint64_t session_id, json_t *req, const pg_job_env *env)
     j->max_inflight = 4 * (workers > 0 ? workers : 1);
     atomic_init(&j->stop, 0);
     j->remote_timeout_ms = env->remote_timeout_ms > 0 ? env->remote_timeout_ms : 60000;
-    j->remote_max_calls = env->remote_max_calls > 0 ? env->remote_max_calls : 8;
     if (uv_mutex_init(&j->calls_lock) != 0) {
         free(j);
         return NULL;

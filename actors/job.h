@@ -30,7 +30,6 @@ typedef struct pg_job_env {
     int64_t max_result_bytes;
     bool fusion; /* fuse chains of per-cell ops (src/fuse.h) */
     int64_t remote_timeout_ms; /* deadline of one call to a peer (cluster.call_timeout_ms) */
-    int64_t remote_max_calls;  /* calls in flight to one peer (cluster.max_calls_per_peer) */
 } pg_job_env;
 
 /* Messages the job actor understands (pg_msg.type). */

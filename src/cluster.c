@@ -719,7 +719,8 @@ static void serve_run(pg__peer *p, json_t *h)
         pg_log_warn("cluster: a run from %s without a call id: dropped", p->cfg->name);
         return;
     }
-    static const char *const keys[] = {"type", "id", "call", "graph", "timeout_ms", "progress"};
+    static const char *const keys[] = {"type", "id", "call", "graph", "timeout_ms", "progress",
+                                       "window"};
     const char *k;
     json_t *v;
     json_object_foreach(h, k, v)
@@ -746,6 +747,8 @@ static void serve_run(pg__peer *p, json_t *h)
     json_t *req =
         json_pack("{s:O, s:s, s:O, s:b}", "id", call, "type", "run", "graph", g, "progress", 0);
     if (req && to) json_object_set(req, "timeout_ms", to);
+    json_t *win = json_object_get(h, "window"); /* checked by the job, as a client's */
+    if (req && win) json_object_set(req, "window", win);
     pg_error err = {0};
     if (req == NULL)
         send_error_to(p, call, PG_ENOMEM, NULL);
