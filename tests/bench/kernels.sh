@@ -15,14 +15,18 @@
 #   reproject  transform.reproject bilinear to EPSG:4326, error_threshold 0.125, vs
 #              `gdalwarp -multi -wo NUM_THREADS=ALL_CPUS -r bilinear -t_srs EPSG:4326
 #              -et 0.125` (gdalwarp's default threshold made explicit), same grid; cells
-#              within 1e-2 m of elevation (f32 ~1000 m) where both are valid, and the
-#              valid/nodata masks equal except for at most 0.01% of the cells (the
-#              footprint edge, where an approximate transformer may decide differently).
+#              within 1.0 m of elevation where both are valid (each side's positions are
+#              within 0.125 cell of exact, and the DEM's steepest slope is under 4 m per
+#              cell), and the valid masks equal except for at most 0.01% of the cells (the
+#              footprint's edge, where the approximations may decide differently).
 #   scaling    focal.median 5x5 of the random raster with pergolad --workers 1 and
 #              --workers 2: the speedup.
 # Each time is the best wall time of KBENCH_REPS runs (a fresh daemon per Pergola run,
 # started before the clock, so neither its start-up nor a result cache is timed; the
-# client `pergola run` is timed). Output rasters are deleted before every run.
+# client `pergola run` is timed). Output rasters are deleted before every run. For each
+# Pergola leg it also prints the daemon's CPU time (user + system, from /proc) and the
+# utilisation (CPU / wall): on a loaded machine a low utilisation, not the code, limits
+# the 2-worker speedup.
 #
 # Knobs (environment): KBENCH_SIZE (default 8192: inputs KBENCH_SIZE^2 f32, 256x256
 # blocks, uncompressed), KBENCH_REPS (default 3), KBENCH_WORKERS (default nproc; the
@@ -148,16 +152,25 @@ pergola_best() {
             tail -n 5 "$WORK/pergolad.log" >&2
             return 1
         }
+        local c0 c1
+        c0=$(awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat")
         REPS=1 best_of "$out" "$WORK/pergola.log" "$PERGOLA" --connect "127.0.0.1:$PORT" \
             run -q "$graph" || {
             tail -n 5 "$WORK/pergola.log" >&2
             stop_daemon
             return 1
         }
+        c1=$(awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat")
         stop_daemon
-        if [[ -z $best ]] || ((BEST < best)); then best=$BEST; fi
+        if [[ -z $best ]] || ((BEST < best)); then
+            best=$BEST
+            # the daemon's CPU time (user + system, clock ticks -> ms) in that run
+            CPU_MS=$(((c1 - c0) * 1000 / $(getconf CLK_TCK)))
+        fi
     done
     BEST=$best
+    echo "kbench:   pergola --workers $workers: wall $(secs "$BEST") s, daemon CPU $CPU_MS ms" \
+        "(utilisation $(awk -v c="$CPU_MS" -v w="$BEST" 'BEGIN { printf "%.2f", c * 1e6 / w }'))"
 }
 
 graph() { # OP_JSON_WITHOUT_ARGS INPUT OUTPUT > file
@@ -194,6 +207,9 @@ EOF
 
 cat >"$WORK/cmp.py" <<'EOF'
 # cmp.py MODE REF OTHER TOL: compares band 1 of two rasters; prints the max difference.
+# MODE interior: every cell but the outer ring, all valid; all: every cell; masked: cells
+# valid in both (nodata, NaN, and 0 in a reference without nodata, which is what gdalwarp
+# leaves uncovered, are invalid), the valid masks equal on all but 0.01% of the cells.
 import sys
 from osgeo import gdal
 import numpy as np
@@ -220,6 +236,8 @@ for y0 in range(0, h, 512):
         va = vb = np.ones(a.shape, bool)
     else:
         va = ~np.isnan(a) if nd_r is None or np.isnan(nd_r) else (a != nd_r) & ~np.isnan(a)
+        if nd_r is None and mode == "masked":
+            va &= a != 0
         vb = ~np.isnan(b) if nd_o is None or np.isnan(nd_o) else (b != nd_o) & ~np.isnan(b)
     mism += int(np.count_nonzero(va != vb))
     both = va & vb
@@ -229,6 +247,39 @@ frac = mism / float(w * h)
 print("max |diff| %.6g, valid-mask mismatches %d (%.4f%%)" % (maxd, mism, 100 * frac))
 allowed = 1e-4 if mode == "masked" else 0.0
 sys.exit(0 if maxd <= tol and frac <= allowed else 1)
+EOF
+
+cat >"$WORK/threads.py" <<'EOF'
+# threads.py PID CMD...: runs CMD; prints each thread of PID's CPU time during it and how
+# often (sampled every 5 ms) it was running or runnable (R), sleeping (S: a worker with
+# nothing to do) or in uninterruptible I/O (D). Workers mostly R while the wall time
+# exceeds their CPU time means other processes hold the cores.
+import os, subprocess, sys, time
+pid = int(sys.argv[1])
+def snap():
+    r = {}
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            f = open("/proc/%d/task/%s/stat" % (pid, t)).read().rsplit(")", 1)[1].split()
+            r[t] = (int(f[11]) + int(f[12]), f[0])
+        except OSError:
+            pass
+    return r
+a, states = snap(), {}
+p = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL)
+t0 = time.time()
+while p.poll() is None:
+    for t, (c, st) in snap().items():
+        states.setdefault(t, {}).setdefault(st, 0)
+        states[t][st] += 1
+    time.sleep(0.005)
+wall, b, tck = time.time() - t0, snap(), os.sysconf("SC_CLK_TCK")
+for t in sorted(b, key=int):
+    n = sum(states.get(t, {}).values()) or 1
+    cpu = (b[t][0] - a.get(t, (0,))[0]) / tck
+    if cpu > 0.05:
+        print("kbench:     thread %s: CPU %.2f s of %.2f s wall; R %.0f%% S %.0f%% D %.0f%%" % (
+            t, cpu, wall, *(100.0 * states.get(t, {}).get(k, 0) / n for k in "RSD")))
 EOF
 
 check() { # LABEL MODE REF OTHER TOL
@@ -294,7 +345,7 @@ for c in "${CASES[@]}"; do
         if [[ -n $pg && -n $ref ]]; then
             row "reproject bilinear vs gdalwarp -multi" "$(secs "$pg")" "$(secs "$ref")" \
                 "$(ratio "$ref" "$pg")"
-            check "transform.reproject" masked rp_gw.tif rp_pg.tif 1e-2
+            check "transform.reproject" masked rp_gw.tif rp_pg.tif 1.0
         else
             row "reproject bilinear vs gdalwarp -multi" "${pg:+$(secs "$pg")}${pg:-FAILED}" \
                 "${ref:+$(secs "$ref")}${ref:-FAILED}" -
@@ -306,6 +357,13 @@ for c in "${CASES[@]}"; do
         w1= w2=
         pergola_best "$WORK/med.json" "$DATA/med_pg.tif" 1 && w1=$BEST
         pergola_best "$WORK/med.json" "$DATA/med_pg.tif" 2 && w2=$BEST
+        # one more run each, its worker threads sampled (see threads.py above)
+        for w in 1 2; do
+            echo "kbench:   --workers $w, threads (load $(cut -d' ' -f1 /proc/loadavg)):"
+            start_daemon "$w" && "$PYTHON" "$WORK/threads.py" "$DAEMON_PID" "$PERGOLA" \
+                --connect "127.0.0.1:$PORT" run -q "$WORK/med.json" || true
+            stop_daemon
+        done
         if [[ -n $w1 && -n $w2 ]]; then
             row "focal.median 5x5, --workers 1 vs 2" "$(secs "$w2")" "$(secs "$w1")" \
                 "$(ratio "$w1" "$w2")"
