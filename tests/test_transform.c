@@ -1579,6 +1579,22 @@ START_TEST(test_speed)
         time_tile(&t, srcs, cases[k].reps);
         tn_free(&t);
     }
+    /* A float source without a nodata value (NaN-free): GDAL's mask-free
+     * kernels. */
+    printf("  (float source without nodata, NaN-free:)\n");
+    src_r *srcs2[] = {&s2};
+    static const char *const nonan[] = {
+        "{\"crs\": \"EPSG:4326\", \"method\": \"bilinear\"}",
+        "{\"crs\": \"EPSG:4326\", \"method\": \"bilinear\", \"error_threshold\": 0.125}",
+        "{\"width\": 2048, \"method\": \"bilinear\"}"};
+    for (size_t k = 0; k < 3; k++) {
+        tnode t;
+        tn_init(&t, k < 2 ? "transform.reproject" : "transform.resample", srcs2, 1,
+                json_loads(nonan[k], 0, NULL));
+        CHECK_MSG(tn_plan(&t) == 0, "%s", t.err.message);
+        time_tile(&t, srcs2, 4);
+        tn_free(&t);
+    }
     src_free(&s);
     src_free(&s2);
 }
