@@ -382,7 +382,7 @@ typedef struct pg__xf_arg {
  * column of the raster, halved as needed), never cut by a tile's edge: a
  * cell's interpolated position depends only on its segment, so results are
  * the same for any tiling. */
-#define PG__SEG 1024
+#define PG__SEG 32
 
 typedef struct pg__pt {
     double x, y;
