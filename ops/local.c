@@ -855,6 +855,7 @@ const pg_op_def pg_ops_local[] = {
         .plan = pg__add_plan,
         .compute = pg__local_compute,
         .free_state = pg__local_free,
+        .elementwise = true,
     },
     {
         .name = "local.subtract",
@@ -874,6 +875,7 @@ const pg_op_def pg_ops_local[] = {
         .plan = pg__sub_plan,
         .compute = pg__local_compute,
         .free_state = pg__local_free,
+        .elementwise = true,
     },
     {
         .name = "local.multiply",
@@ -893,6 +895,7 @@ const pg_op_def pg_ops_local[] = {
         .plan = pg__mul_plan,
         .compute = pg__local_compute,
         .free_state = pg__local_free,
+        .elementwise = true,
     },
     {
         .name = "local.divide",
@@ -910,6 +913,7 @@ const pg_op_def pg_ops_local[] = {
         .plan = pg__div_plan,
         .compute = pg__local_compute,
         .free_state = pg__local_free,
+        .elementwise = true,
     },
     {0},
 };

@@ -1874,6 +1874,7 @@ static const pg_param_def pg__no_params[] = {{0}};
         .name = OPNAME, .family = "local", .doc = DOC, .example = EXAMPLE, .min_args = MINA,       \
         .max_args = MAXA, .arg_kinds = KINDS, .params = PARAMS, .result = PG_RESULT_RASTER,        \
         .plan = pg__plan_##OP, .compute = pg__mcompute, .free_state = pg__mfree,                   \
+        .elementwise = true,                                                                       \
     }
 #define PG__RN (PG_ARGK_RASTER | PG_ARGK_NUMBER)
 #define PG__UNARY_FLOAT(OPNAME, OP, WHAT)                                                          \
