@@ -53,7 +53,7 @@ typedef struct pg_fusion pg_fusion;
 typedef struct pg_fgroup pg_fgroup;
 
 /* The default target of cells per strip (see pg_fusion_set_strip_cells). */
-#define PG_FUSE_STRIP_CELLS 8192
+#define PG_FUSE_STRIP_CELLS 16384
 
 /* The fusion of PLAN (borrowed: it must outlive the fusion). MATERIALIZE
  * (borrowed, read only during the call) has plan->nnodes flags: true for a
