@@ -355,8 +355,8 @@ START_TEST(test_mixed_types)
     mk(&p, "f64.tif", "--size 300x200 --type f64 --pattern gradient");
 #define MIX                                                                                        \
     L("u8", "u8.tif")                                                                              \
-    ", " L("i16", "i16.tif") ", " L("u16", "u16.tif") ", " L("f", "f32.tif") ", " L("g",           \
-                                                                                    "f64.tif")
+    ", " L("i16", "i16.tif") ", " L("u16", "u16.tif") ", " L("f", "f32.tif") ", " L("g", "f64."    \
+                                                                                         "tif")
     const char *graphs[] = {
         /* promotion and integer division */
         "{\"nodes\": {" MIX ","
