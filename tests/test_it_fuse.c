@@ -74,8 +74,10 @@ static void pair_start(pair *p, const char *tile)
     memset(p, 0, sizeof *p);
     root_init(&p->on);
     root_init(&p->off);
-    const char *on[] = {"--fusion", "on", "--tile-size", tile, "--log-level", "debug", NULL};
-    const char *off[] = {"--fusion", "off", "--tile-size", tile, NULL};
+    /* no result cache: every run computes */
+    const char *on[] = {"--fusion", "on",         "--tile-size", tile, "--log-level",
+                        "debug",    "--cache-mb", "0",           NULL};
+    const char *off[] = {"--fusion", "off", "--tile-size", tile, "--cache-mb", "0", NULL};
     int rc = th_start(&p->on, on);
     if (rc) dump_log(&p->on);
     ck_assert_msg(rc == 0, "pergolad --fusion on did not start");
