@@ -5,6 +5,7 @@
 #include "actors/session.h"
 #include "bufpool.h"
 #include "cache.h"
+#include "fuse.h"
 #include "log.h"
 #include "ops/io.h"
 #include "protocol.h"
@@ -55,6 +56,7 @@ struct pg_job {
     json_t *id;  /* borrowed from req */
     pg_job_env env;
     pg_plan *plan;
+    pg_fusion *fusion; /* NULL: every node has its own tiles */
     bool want_progress;
 
     int state;
@@ -96,8 +98,10 @@ typedef struct slot {
     atomic_int pending; /* raster args not computed yet: the join counter */
     atomic_int uses;    /* parent edges that still need this slot's tile */
     int parents_off, nparents;
-    int children_off; /* node->nargs entries: slot index, or -1 for a number */
+    int children_off; /* nkids entries: slot index, or -1 for a number */
     pg_tile *tile;
+    const pg_fgroup *group; /* a fusion group's root: computes the whole group */
+    int nkids;              /* group ? its leaves : node->nargs */
 } slot;
 
 struct frame {
@@ -146,9 +150,25 @@ static void frame_free(frame *f)
     free(f);
 }
 
+/* Kid I of slot S (I < S->nkids), with its window in *W: for a fusion
+ * group's root its group's leaf I (over the same window: its members are
+ * per-cell maps), else arg I's node when it is a raster (NULL: a number or a
+ * value, which have no slot). */
+static const pg_node *slot_kid(const slot *s, int i, pg_window *w)
+{
+    *w = s->win;
+    if (s->group) return pg_fgroup_leaf(s->group, i);
+    const pg_node *node = s->node, *c = node->args[i].ref;
+    if (c == NULL || c->op->result != PG_RESULT_RASTER) return NULL;
+    if (node->op->need) node->op->need(node, i, &s->win, w);
+    return c;
+}
+
 /* Lays out the frame for tile K of sweep SWI: the (node, window) pairs the
- * root's tile needs, found by walking need() from the root down. Returns
- * NULL when out of memory. */
+ * root's tile needs, found by walking need() from the root down. A fusion
+ * group's root takes its group's leaves as children: its members get no
+ * slot, no tile and no share of the reservation. Returns NULL when out of
+ * memory. */
 static frame *frame_new(pg_job *j, int swi, int64_t k)
 {
     sweep *sw = &j->sw[swi];
@@ -166,17 +186,18 @@ static frame *frame_new(pg_job *j, int swi, int64_t k)
     /* Pass 1: discover slots breadth first; count edges. */
     int nedges = 0;
     for (int s = 0; s < n; s++) {
-        const pg_node *node = slots[s].node;
-        for (int i = 0; i < node->nargs; i++) {
-            const pg_node *c = node->args[i].ref;
-            if (c == NULL || c->op->result != PG_RESULT_RASTER) continue; /* numbers, values */
-            pg_window cw = slots[s].win;
-            if (node->op->need) node->op->need(node, i, &slots[s].win, &cw);
+        slots[s].group = pg_fusion_group(j->fusion, slots[s].node->index);
+        slots[s].nkids = slots[s].group ? pg_fgroup_nleaves(slots[s].group) : slots[s].node->nargs;
+        const int nkids = slots[s].nkids;
+        for (int i = 0; i < nkids; i++) {
+            pg_window cw;
+            const pg_node *c = slot_kid(&slots[s], i, &cw);
+            if (c == NULL) continue; /* numbers, values */
             int ci = find_or_add(&slots, &n, &cap, c, cw);
             if (ci < 0) goto fail;
             slots[ci].nparents++;
         }
-        nedges += node->nargs;
+        nedges += nkids;
     }
     f->slots = slots;
     f->nslots = n;
@@ -194,16 +215,15 @@ static frame *frame_new(pg_job *j, int swi, int64_t k)
     }
     for (int s = 0; s < n; s++) {
         slot *sl = &slots[s];
-        const pg_node *node = sl->node;
         sl->children_off = off;
-        off += node->nargs;
+        off += sl->nkids;
         int pending = 0;
-        for (int i = 0; i < node->nargs; i++) {
+        for (int i = 0; i < sl->nkids; i++) {
             int ci = -1;
-            if (node->args[i].ref && node->args[i].ref->op->result == PG_RESULT_RASTER) {
-                pg_window cw = sl->win;
-                if (node->op->need) node->op->need(node, i, &sl->win, &cw);
-                ci = find_or_add(&slots, &n, &cap, node->args[i].ref, cw); /* exists */
+            pg_window cw;
+            const pg_node *kid = slot_kid(sl, i, &cw);
+            if (kid != NULL) {
+                ci = find_or_add(&slots, &n, &cap, kid, cw); /* exists */
                 slot *c = &slots[ci];
                 f->edges[c->parents_off + c->nparents++] = s;
                 pending++;
@@ -304,8 +324,7 @@ static void frame_done(frame *f, slot *root, pg_tile **in)
 
 static void slot_release_children(frame *f, slot *s)
 {
-    const pg_node *node = s->node;
-    for (int i = 0; i < node->nargs; i++) {
+    for (int i = 0; i < s->nkids; i++) {
         int ci = f->edges[s->children_off + i];
         if (ci < 0) continue;
         slot *c = &f->slots[ci];
@@ -321,7 +340,7 @@ static void slot_run(pg_task *t)
     pg_job *j = f->job;
     const pg_node *node = s->node;
     pg_tile *stack_in[16];
-    pg_tile **in = node->nargs <= 16 ? stack_in : malloc(sizeof *in * (size_t)node->nargs);
+    pg_tile **in = s->nkids <= 16 ? stack_in : malloc(sizeof *in * (size_t)s->nkids);
     bool root = s == &f->slots[0];
 
     if (in == NULL) {
@@ -329,7 +348,7 @@ static void slot_run(pg_task *t)
         pg_error_set(&e, PG_ENOMEM, "out of memory");
         frame_fail(f, &e, node);
     } else {
-        for (int i = 0; i < node->nargs; i++) {
+        for (int i = 0; i < s->nkids; i++) {
             int ci = f->edges[s->children_off + i];
             in[i] = ci < 0 ? NULL : f->slots[ci].tile;
         }
@@ -337,16 +356,16 @@ static void slot_run(pg_task *t)
     bool live = in != NULL && !atomic_load(&f->failed) && atomic_load(&j->stop) == 0;
     if (live && node->op->result == PG_RESULT_RASTER) {
         pg_error e = {0};
-        for (int i = 0; i < node->nargs && live; i++)
-            if (node->args[i].ref && node->args[i].ref->op->result == PG_RESULT_RASTER &&
-                in[i] == NULL)
+        for (int i = 0; i < s->nkids && live; i++)
+            if (f->edges[s->children_off + i] >= 0 && in[i] == NULL)
                 live = false; /* a raster child failed (values have no tile) */
         pg_tile *out = live ? pg_tile_new(node->info.type, node->info.bands, s->win) : NULL;
         if (live && out == NULL) {
             pg_error_set(&e, PG_ENOMEM, "out of memory for a %lldx%lld tile", (long long)s->win.w,
                          (long long)s->win.h);
             frame_fail(f, &e, node);
-        } else if (live && node->op->compute(node, out, in, &e) != 0) {
+        } else if (live && (s->group ? pg_fgroup_compute(s->group, out, in, &e)
+                                     : node->op->compute(node, out, in, &e)) != 0) {
             frame_fail(f, &e, node);
             pg_tile_unref(&out);
         }
@@ -950,6 +969,24 @@ static int add_sweep(pg_job *j, const pg_node *n, bool barrier, pg_error *err)
     return j->nsweeps++;
 }
 
+/* The fusion groups of the plan (src/fuse.h). Every sweep's root is
+ * materialized: its tiles are what the sweep hands on. A raster arg of a
+ * value op or of io.save is not fused either, as its user is no per-cell
+ * map: it keeps a slot of its own (and may itself be a group's root). */
+static int job_fuse(pg_job *j, pg_error *err)
+{
+    bool *mat = calloc((size_t)j->plan->nnodes + 1, sizeof *mat);
+    if (mat == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
+    for (int i = 0; i < j->nsweeps; i++)
+        mat[j->sw[i].root->index] = true;
+    j->fusion = pg_fusion_new(j->plan, mat);
+    free(mat);
+    if (j->fusion == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
+    pg_log_debug("job %llu: %d fusion groups", (unsigned long long)j->seq,
+                 pg_fusion_ngroups(j->fusion));
+    return 0;
+}
+
 /* The sweeps: first every value that another node takes as an argument
  * (in plan order, so a value that needs another comes after it), each
  * behind a barrier; then each result not computed yet, behind a barrier if
@@ -988,6 +1025,7 @@ static int job_setup(pg_job *j, pg_error *err)
     }
     free(value_sweep);
     if (rc < 0) return rc;
+    if (j->env.fusion && (rc = job_fuse(j, err)) != 0) return rc;
     if (j->raw_total) {
         j->raw = malloc(j->raw_total);
         if (j->raw == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
@@ -1108,6 +1146,7 @@ static void job_free(pg_actor *a)
     free(j->sw);
     free(j->result_sweep);
     free(j->raw);
+    pg_fusion_destroy(&j->fusion);
     pg_plan_destroy(&j->plan);
     json_decref(j->req);
     free(j);
