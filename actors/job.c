@@ -6,6 +6,7 @@
 #include "bufpool.h"
 #include "cache.h"
 #include "cluster.h"
+#include "fuse.h"
 #include "log.h"
 #include "partition.h"
 #include "ops/io.h"
@@ -62,6 +63,7 @@ struct pg_job {
     json_t *id;  /* borrowed from req */
     pg_job_env env;
     pg_plan *plan;
+    pg_fusion *fusion; /* NULL: every node has its own tiles */
     bool want_progress;
 
     int state;
@@ -120,7 +122,7 @@ typedef struct slot {
     atomic_int pending; /* raster args not computed yet: the join counter */
     atomic_int uses;    /* parent edges that still need this slot's tile */
     int parents_off, nparents;
-    int children_off; /* node->nargs entries: slot index, or -1 for a number */
+    int children_off; /* nkids entries: slot index, or -1 for a number */
     pg_tile *tile;
     /* Remote slots (README "Cluster"). REGION 0 holds the frame's own
      * slots; region r > 0 the subgraph under remote slot r - 1, laid out
@@ -130,8 +132,10 @@ typedef struct slot {
     int remote;      /* R_NONE, or R_CALL -> R_DONE (a tile came back) / R_LOCAL */
     int target_kind; /* T_ANY, T_NAMED, T_ASSIGNED */
     const char *target;
-    uint64_t tried; /* bit i: job->nodes[i] was asked already */
-    pg_error rerr;  /* the last failed call's error */
+    uint64_t tried;         /* bit i: job->nodes[i] was asked already */
+    pg_error rerr;          /* the last failed call's error */
+    const pg_fgroup *group; /* a fusion group's root: computes the whole group */
+    int nkids;              /* group ? its leaves : node->nargs */
 } slot;
 
 struct frame {
@@ -216,9 +220,25 @@ static int child_region(const slot *slots, int s)
     return slots[s].remote == R_CALL ? s + 1 : slots[s].region;
 }
 
+/* Kid I of slot S (I < S->nkids), with its window in *W: for a fusion
+ * group's root its group's leaf I (over the same window: its members are
+ * per-cell maps), else arg I's node when it is a raster (NULL: a number or a
+ * value, which have no slot). */
+static const pg_node *slot_kid(const slot *s, int i, pg_window *w)
+{
+    *w = s->win;
+    if (s->group) return pg_fgroup_leaf(s->group, i);
+    const pg_node *node = s->node, *c = node->args[i].ref;
+    if (c == NULL || c->op->result != PG_RESULT_RASTER) return NULL;
+    if (node->op->need) node->op->need(node, i, &s->win, w);
+    return c;
+}
+
 /* Lays out the frame for tile K of sweep SWI: the (node, window) pairs the
- * root's tile needs, found by walking need() from the root down. Returns
- * NULL when out of memory. */
+ * root's tile needs, found by walking need() from the root down. A fusion
+ * group's root takes its group's leaves as children: its members get no
+ * slot, no tile and no share of the reservation. Returns NULL when out of
+ * memory. */
 static frame *frame_new(pg_job *j, int swi, int64_t k)
 {
     sweep *sw = &j->sw[swi];
@@ -242,13 +262,15 @@ static frame *frame_new(pg_job *j, int swi, int64_t k)
     /* Pass 1: discover slots breadth first; count edges. */
     int nedges = 0;
     for (int s = 0; s < n; s++) {
+        slots[s].group = pg_fusion_group(j->fusion, slots[s].node->index);
+        slots[s].nkids = slots[s].group ? pg_fgroup_nleaves(slots[s].group) : slots[s].node->nargs;
+        const int nkids = slots[s].nkids;
         const pg_node *node = slots[s].node;
         int region = child_region(slots, s);
-        for (int i = 0; i < node->nargs; i++) {
-            const pg_node *c = node->args[i].ref;
-            if (c == NULL || c->op->result != PG_RESULT_RASTER) continue; /* numbers, values */
-            pg_window cw = slots[s].win;
-            if (node->op->need) node->op->need(node, i, &slots[s].win, &cw);
+        for (int i = 0; i < nkids; i++) {
+            pg_window cw;
+            const pg_node *c = slot_kid(&slots[s], i, &cw);
+            if (c == NULL) continue; /* numbers, values */
             int before = n;
             int ci = find_or_add(&slots, &n, &cap, c, cw, region);
             if (ci < 0) goto fail;
@@ -263,7 +285,7 @@ static frame *frame_new(pg_job *j, int swi, int64_t k)
                 }
             }
         }
-        nedges += node->nargs;
+        nedges += nkids;
     }
     f->slots = slots;
     f->nslots = n;
@@ -281,17 +303,16 @@ static frame *frame_new(pg_job *j, int swi, int64_t k)
     }
     for (int s = 0; s < n; s++) {
         slot *sl = &slots[s];
-        const pg_node *node = sl->node;
         int region = child_region(slots, s);
         sl->children_off = off;
-        off += node->nargs;
+        off += sl->nkids;
         int pending = 0;
-        for (int i = 0; i < node->nargs; i++) {
+        for (int i = 0; i < sl->nkids; i++) {
             int ci = -1;
-            if (node->args[i].ref && node->args[i].ref->op->result == PG_RESULT_RASTER) {
-                pg_window cw = sl->win;
-                if (node->op->need) node->op->need(node, i, &sl->win, &cw);
-                ci = find_or_add(&slots, &n, &cap, node->args[i].ref, cw, region); /* exists */
+            pg_window cw;
+            const pg_node *kid = slot_kid(sl, i, &cw);
+            if (kid != NULL) {
+                ci = find_or_add(&slots, &n, &cap, kid, cw, region); /* exists */
                 slot *c = &slots[ci];
                 f->edges[c->parents_off + c->nparents++] = s;
                 pending++;
@@ -395,8 +416,7 @@ static void frame_done(frame *f, slot *root, pg_tile **in)
 
 static void slot_release_children(frame *f, slot *s)
 {
-    const pg_node *node = s->node;
-    for (int i = 0; i < node->nargs; i++) {
+    for (int i = 0; i < s->nkids; i++) {
         int ci = f->edges[s->children_off + i];
         if (ci < 0) continue;
         slot *c = &f->slots[ci];
@@ -413,7 +433,7 @@ static void slot_run(pg_task *t)
     pg_job *j = f->job;
     const pg_node *node = s->node;
     pg_tile *stack_in[16];
-    pg_tile **in = node->nargs <= 16 ? stack_in : malloc(sizeof *in * (size_t)node->nargs);
+    pg_tile **in = s->nkids <= 16 ? stack_in : malloc(sizeof *in * (size_t)s->nkids);
     bool root = s == &f->slots[0];
 
     if (in == NULL) {
@@ -421,7 +441,7 @@ static void slot_run(pg_task *t)
         pg_error_set(&e, PG_ENOMEM, "out of memory");
         frame_fail(f, &e, node);
     } else {
-        for (int i = 0; i < node->nargs; i++) {
+        for (int i = 0; i < s->nkids; i++) {
             int ci = f->edges[s->children_off + i];
             in[i] = ci < 0 ? NULL : f->slots[ci].tile;
         }
@@ -429,16 +449,16 @@ static void slot_run(pg_task *t)
     bool live = in != NULL && !atomic_load(&f->failed) && atomic_load(&j->stop) == 0;
     if (live && node->op->result == PG_RESULT_RASTER && s->remote != R_DONE) {
         pg_error e = {0};
-        for (int i = 0; i < node->nargs && live; i++)
-            if (node->args[i].ref && node->args[i].ref->op->result == PG_RESULT_RASTER &&
-                in[i] == NULL)
+        for (int i = 0; i < s->nkids && live; i++)
+            if (f->edges[s->children_off + i] >= 0 && in[i] == NULL)
                 live = false; /* a raster child failed (values have no tile) */
         pg_tile *out = live ? pg_tile_new(node->info.type, node->info.bands, s->win) : NULL;
         if (live && out == NULL) {
             pg_error_set(&e, PG_ENOMEM, "out of memory for a %lldx%lld tile", (long long)s->win.w,
                          (long long)s->win.h);
             frame_fail(f, &e, node);
-        } else if (live && node->op->compute(node, out, in, &e) != 0) {
+        } else if (live && (s->group ? pg_fgroup_compute(s->group, out, in, &e)
+                                     : node->op->compute(node, out, in, &e)) != 0) {
             frame_fail(f, &e, node);
             pg_tile_unref(&out);
         }
@@ -618,7 +638,7 @@ static bool slot_attempt(slot *s)
         if (i == -1) { /* here: wake the subgraph that was laid out for this */
             s->remote = R_LOCAL;
             int region = (int)(s - f->slots) + 1, pending = 0;
-            for (int a = 0; a < s->node->nargs; a++)
+            for (int a = 0; a < s->nkids; a++)
                 if (f->edges[s->children_off + a] >= 0) pending++;
             if (pending == 0) return false; /* computes straight away */
             atomic_store(&s->pending, pending);
@@ -626,8 +646,7 @@ static bool slot_attempt(slot *s)
              * runs, counters change (a parent reaching 0 must not be
              * scheduled twice) and the last one may end the frame. */
             int stack_leaves[32], nl = 0;
-            int *leaves =
-                f->nslots <= 32 ? stack_leaves : malloc(sizeof(int) * (size_t)f->nslots);
+            int *leaves = f->nslots <= 32 ? stack_leaves : malloc(sizeof(int) * (size_t)f->nslots);
             if (leaves == NULL) {
                 pg_error e;
                 pg_error_set(&e, PG_ENOMEM, "out of memory");
@@ -1207,6 +1226,9 @@ static void sweep_attempt(pg_job *j, int swi)
             sw->remote_whole = false;
             sw->next = 0;
             j->inflight--;
+            /* job_launch may have moved past this sweep while its call was
+             * out; no later sweep behind a barrier can have started. */
+            if (j->cur > swi) j->cur = swi;
             return;
         }
         sw->tried |= (uint64_t)1 << i;
@@ -1655,6 +1677,27 @@ static int setup_cluster(pg_job *j, pg_error *err)
     return 0;
 }
 
+/* The fusion groups of the plan (src/fuse.h). Every sweep's root is
+ * materialized: its tiles are what the sweep hands on. A raster arg of a
+ * value op or of io.save is not fused either, as its user is no per-cell
+ * map: it keeps a slot of its own (and may itself be a group's root). */
+static int job_fuse(pg_job *j, pg_error *err)
+{
+    bool *mat = calloc((size_t)j->plan->nnodes + 1, sizeof *mat);
+    if (mat == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
+    for (int i = 0; i < j->nsweeps; i++)
+        mat[j->sw[i].root->index] = true;
+    /* A remote node is computed by a call: it cannot hide inside a group. */
+    for (int i = 0; j->nnodes > 0 && i < j->plan->nnodes; i++)
+        if (j->plan->nodes[i].remote != NULL) mat[i] = true;
+    j->fusion = pg_fusion_new(j->plan, mat);
+    free(mat);
+    if (j->fusion == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
+    pg_log_debug("job %llu: %d fusion groups", (unsigned long long)j->seq,
+                 pg_fusion_ngroups(j->fusion));
+    return 0;
+}
+
 /* The sweeps: first every value that another node takes as an argument
  * (in plan order, so a value that needs another comes after it), each
  * behind a barrier; then each result not computed yet, behind a barrier if
@@ -1695,6 +1738,7 @@ static int job_setup(pg_job *j, pg_error *err)
     free(value_sweep);
     if (rc < 0) return rc;
     if ((rc = setup_cluster(j, err))) return rc;
+    if (j->env.fusion && (rc = job_fuse(j, err)) != 0) return rc;
     if (j->raw_total) {
         j->raw = malloc(j->raw_total);
         if (j->raw == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
@@ -1827,6 +1871,7 @@ static void job_free(pg_actor *a)
     free(j->sw);
     free(j->result_sweep);
     free(j->raw);
+    pg_fusion_destroy(&j->fusion);
     pg_plan_destroy(&j->plan);
     json_decref(j->req);
     free(j);

@@ -1297,6 +1297,152 @@ static bool pg__in_ok(const pg__fplan *p, const pg_tile *out, const pg_tile *in)
            out->type == p->out_t;
 }
 
+/* ---- box sum and mean, the fast path ----
+ * A tile whose input window lies inside the raster and holds no nodata or
+ * NaN cell (every tile but the raster's edge tiles, for most rasters) needs
+ * no mask, no counts and no work arrays: each output row is made from the
+ * row sums of its KH input rows, kept in a ring of KH rows of doubles (a few
+ * KB, in L1), and stored straight into the output. The arithmetic is the
+ * general path's exactly (each cell's row sum in ascending column order
+ * from the input converted to double, the row sums added in ascending row
+ * order, divided by the count, rounded once), so results are the same bits;
+ * only the memory traffic goes. */
+
+/* Whether every cell of the first N of S is valid (not nodata, not NaN):
+ * a branch-free OR reduction the compiler vectorises. */
+#define PG__ALLVALID(N, T, ISF)                                                                    \
+    static bool pg__allvalid_##N(const void *src_, size_t n, bool mask, double mv)                 \
+    {                                                                                              \
+        const T *restrict s = src_;                                                                \
+        const T nd = mask ? (T)mv : (T)0;                                                          \
+        unsigned bad = 0;                                                                          \
+        if (mask)                                                                                  \
+            for (size_t i = 0; i < n; i++)                                                         \
+                bad |= (unsigned)(s[i] == nd) | (unsigned)((ISF) && s[i] != s[i]);                 \
+        else if (ISF)                                                                              \
+            for (size_t i = 0; i < n; i++)                                                         \
+                bad |= (unsigned)(s[i] != s[i]);                                                   \
+        return bad == 0;                                                                           \
+    }
+
+/* Row sums of KW cells of one input row (ascending, as pg__box_sum). */
+#define PG__HSUM(N, T)                                                                             \
+    static void pg__hsum_##N(const void *src_, size_t ow, int kw, double *restrict h)              \
+    {                                                                                              \
+        const T *restrict s = src_;                                                                \
+        if (kw == 3) {                                                                             \
+            for (size_t x = 0; x < ow; x++)                                                        \
+                h[x] = ((double)s[x] + (double)s[x + 1]) + (double)s[x + 2];                       \
+            return;                                                                                \
+        }                                                                                          \
+        for (size_t x = 0; x < ow; x++)                                                            \
+            h[x] = (double)s[x];                                                                   \
+        for (int k = 1; k < kw; k++) {                                                             \
+            const T *restrict sk = s + k;                                                          \
+            for (size_t x = 0; x < ow; x++)                                                        \
+                h[x] += (double)sk[x];                                                             \
+        }                                                                                          \
+    }
+
+PG__ALLVALID(u8, uint8_t, 0)
+PG__ALLVALID(i8, int8_t, 0)
+PG__ALLVALID(u16, uint16_t, 0)
+PG__ALLVALID(i16, int16_t, 0)
+PG__ALLVALID(u32, uint32_t, 0)
+PG__ALLVALID(i32, int32_t, 0)
+PG__ALLVALID(f32, float, 1)
+PG__ALLVALID(f64, double, 1)
+PG__HSUM(u8, uint8_t)
+PG__HSUM(i8, int8_t)
+PG__HSUM(u16, uint16_t)
+PG__HSUM(i16, int16_t)
+PG__HSUM(u32, uint32_t)
+PG__HSUM(i32, int32_t)
+PG__HSUM(f32, float)
+PG__HSUM(f64, double)
+
+typedef bool (*pg__allvalid_fn)(const void *, size_t, bool, double);
+static const pg__allvalid_fn pg__allvalids[PG_CELLTYPE_COUNT] = {
+    pg__allvalid_u8,  pg__allvalid_i8,  pg__allvalid_u16, pg__allvalid_i16,
+    pg__allvalid_u32, pg__allvalid_i32, pg__allvalid_f32, pg__allvalid_f64,
+};
+typedef void (*pg__hsum_fn)(const void *, size_t, int, double *restrict);
+static const pg__hsum_fn pg__hsums[PG_CELLTYPE_COUNT] = {
+    pg__hsum_u8,  pg__hsum_i8,  pg__hsum_u16, pg__hsum_i16,
+    pg__hsum_u32, pg__hsum_i32, pg__hsum_f32, pg__hsum_f64,
+};
+
+/* Column sums of the KH ring rows for output row Y (ring row of input row
+ * r: r % KH), divided by DIV when MEAN, stored as the output type (f32 or
+ * f64: sum and mean never have another), non-finite -> nodata. */
+static void pg__box_row_out(double *const *ring, int kh, size_t y, size_t ow, bool mean, double div,
+                            pg_celltype out_t, double nd, double *restrict acc, void *dst)
+{
+    const double *restrict r0 = ring[y % (size_t)kh];
+    if (kh == 3) {
+        const double *restrict r1 = ring[(y + 1) % 3], *restrict r2 = ring[(y + 2) % 3];
+        for (size_t x = 0; x < ow; x++)
+            acc[x] = (r0[x] + r1[x]) + r2[x];
+    } else {
+        memcpy(acc, r0, ow * sizeof *acc);
+        for (int k = 1; k < kh; k++) {
+            const double *restrict rk = ring[(y + (size_t)k) % (size_t)kh];
+            for (size_t x = 0; x < ow; x++)
+                acc[x] += rk[x];
+        }
+    }
+    if (mean)
+        for (size_t x = 0; x < ow; x++)
+            acc[x] = acc[x] / div;
+    if (out_t == PG_F32) {
+        float *restrict o = dst;
+        const float ndv = (float)nd;
+        for (size_t x = 0; x < ow; x++) {
+            const double v = acc[x];
+            o[x] = fabs(v) <= FLT_MAX ? (float)v : ndv;
+        }
+    } else {
+        double *restrict o = dst;
+        for (size_t x = 0; x < ow; x++) {
+            const double v = acc[x];
+            o[x] = fabs(v) <= DBL_MAX ? v : nd;
+        }
+    }
+}
+
+/* The fast path for one band (ROWS: its IW x IH input cells; DST: its OW x
+ * OH output cells). SCRATCH: (KH + 1) * OW doubles. Returns false, having
+ * written nothing, when a cell of the band is invalid. */
+static bool pg__box_fast(const pg__fplan *p, const char *rows, size_t iw, size_t ih, size_t ow,
+                         size_t oh, double *scratch, void *dst)
+{
+    if (!pg__allvalids[p->in_t](rows, iw * ih, p->in_mask, p->in_mask_value)) return false;
+    const int kw = 2 * p->hx + 1, kh = 2 * p->hy + 1;
+    const size_t cs = pg_celltype_size(p->in_t), os = pg_celltype_size(p->out_t);
+    double *ring[2 * PG__MAX_KERNEL];
+    for (int k = 0; k < kh; k++)
+        ring[k] = scratch + (size_t)k * ow;
+    double *acc = scratch + (size_t)kh * ow;
+    const pg__hsum_fn hsum = pg__hsums[p->in_t];
+    for (int k = 0; k < kh - 1; k++)
+        hsum(rows + (size_t)k * iw * cs, ow, kw, ring[k]);
+    for (size_t y = 0; y < oh; y++) {
+        const size_t r = y + (size_t)kh - 1; /* the new input row */
+        hsum(rows + r * iw * cs, ow, kw, ring[r % (size_t)kh]);
+        pg__box_row_out(ring, kh, y, ow, p->kind == PG__MEAN, (double)p->noff, p->out_t, p->out_nd,
+                        acc, (char *)dst + y * ow * os);
+    }
+    return true;
+}
+
+/* Whether the fast path applies to this tile (then tried band by band). */
+static bool pg__box_fast_ok(const pg__fplan *p, const pg_tile *t)
+{
+    return (p->kind == PG__SUM || p->kind == PG__MEAN) && p->rect &&
+           (p->out_t == PG_F32 || p->out_t == PG_F64) && t->win.x >= 0 && t->win.y >= 0 &&
+           t->win.x + t->win.w <= p->W && t->win.y + t->win.h <= p->H;
+}
+
 static int pg__stats_compute(const pg_node *n, pg_tile *out, pg_tile *const *in, pg_error *err)
 {
     const pg__fplan *p = n->state;
@@ -1307,6 +1453,30 @@ static int pg__stats_compute(const pg_node *n, pg_tile *out, pg_tile *const *in,
                             pg__fname[p->kind]);
     const size_t OH = (size_t)out->win.h, IH = (size_t)t->win.h;
     if (out->win.w <= 0 || OH == 0) return 0;
+    const size_t isize = pg_celltype_size(p->in_t), osize = pg_celltype_size(p->out_t);
+
+    /* Box sums and means of valid inner tiles: the fast path, band by band;
+     * B0 is the first band it could not do (then the general path below
+     * does that one and tries the fast path again on the next ones). */
+    pg_tile *fscratch = NULL;
+    int b0 = 0;
+    const bool fast = pg__box_fast_ok(p, t);
+    if (fast) {
+        const size_t fbytes = (size_t)(2 * p->hy + 2) * (size_t)out->win.w * sizeof(double);
+        fscratch = pg_tile_new(PG_U8, 1, (pg_window){0, 0, (int64_t)fbytes, 1});
+        if (fscratch == NULL)
+            return pg_error_set(err, PG_ENOMEM, "%s: out of memory for scratch",
+                                pg__fname[p->kind]);
+        for (; b0 < out->bands; b0++)
+            if (!pg__box_fast(p, (const char *)t->data + (size_t)b0 * IH * (size_t)t->win.w * isize,
+                              (size_t)t->win.w, IH, (size_t)out->win.w, OH, fscratch->data,
+                              (char *)out->data + (size_t)b0 * OH * (size_t)out->win.w * osize))
+                break;
+        if (b0 == out->bands) {
+            pg_tile_unref(&fscratch);
+            return 0;
+        }
+    }
     /* the scratch is laid out for the tallest strip */
     const size_t sh = pg__strip_rows((size_t)t->win.w, OH, p->hy);
     pg__dims d = {(size_t)t->win.w, sh + 2 * (size_t)p->hy, (size_t)out->win.w, sh, p->hx, p->hy};
@@ -1351,9 +1521,11 @@ static int pg__stats_compute(const pg_node *n, pg_tile *out, pg_tile *const *in,
         if (kind == PG__STDDEV && !sd_exact) rowb = pg__take(&c, 3 * d.ow * sizeof(double));
         if (pass == 0) {
             scratch = pg_tile_new(PG_U8, 1, (pg_window){0, 0, (int64_t)c.off + 64, 1});
-            if (scratch == NULL)
+            if (scratch == NULL) {
+                pg_tile_unref(&fscratch);
                 return pg_error_set(err, PG_ENOMEM, "%s: out of memory for scratch",
                                     pg__fname[kind]);
+            }
         }
     }
 
@@ -1361,11 +1533,13 @@ static int pg__stats_compute(const pg_node *n, pg_tile *out, pg_tile *const *in,
         (kind == PG__MIN || kind == PG__RANGE || kind == PG__MEDIAN || kind == PG__MODE) ? INFINITY
         : kind == PG__MAX                                                                ? -INFINITY
                                                                                          : 0.0;
-    const size_t osize = pg_celltype_size(p->out_t);
     const bool arith =
         !(kind == PG__MIN || kind == PG__MAX || kind == PG__MEDIAN || kind == PG__MODE);
-    const size_t isize = pg_celltype_size(p->in_t);
-    for (int b = 0; b < out->bands; b++)
+    for (int b = b0; b < out->bands; b++) {
+        if (fast && b > b0 &&
+            pg__box_fast(p, (const char *)t->data + (size_t)b * IH * d.iw * isize, d.iw, IH, d.ow,
+                         OH, fscratch->data, (char *)out->data + (size_t)b * OH * d.ow * osize))
+            continue;
         for (size_t y0 = 0; y0 < OH; y0 += sh) {
             const size_t h = sh < OH - y0 ? sh : OH - y0;
             d.oh = h;
@@ -1474,7 +1648,9 @@ static int pg__stats_compute(const pg_node *n, pg_tile *out, pg_tile *const *in,
             pg__stores[p->out_t]((char *)out->data + ((size_t)b * OH + y0) * d.ow * osize, R, bad,
                                  p->out_nd, arith, no);
         }
+    }
     pg_tile_unref(&scratch);
+    pg_tile_unref(&fscratch);
     return 0;
 }
 

@@ -80,9 +80,8 @@ typedef struct pg__mom {
     double sum, min, max, mean, m2; /* m2: sum of squared deviations from mean */
 } pg__mom;
 
-typedef struct pg__stats_partial {
-    pg__mom band[PG__STATS_MAX_BANDS];
-} pg__stats_partial;
+/* A tile's partial: one pg__mom per band (the raster's band count, not
+ * the maximum: a 1-band partial is 48 bytes; see pg__stats_size). */
 
 typedef struct pg__stats_state {
     pg_celltype type;
@@ -196,18 +195,25 @@ static int pg__stats_plan(pg_node *n, const pg_plan_env *env, pg_error *err)
     return 0;
 }
 
+/* Bytes of one partial: a pg__mom per band of the planned raster. */
+static size_t pg__stats_size(const pg_node *n)
+{
+    const pg__stats_state *st = n->state;
+    return sizeof(pg__mom) * (size_t)(st != NULL ? st->bands : PG__STATS_MAX_BANDS);
+}
+
 static int pg__stats_part(const pg_node *n, void *partial, pg_tile *const *in, pg_error *err)
 {
     const pg__stats_state *st = n->state;
     const pg_tile *t = in[0];
     if (t == NULL || t->type != st->type || t->bands != st->bands || t->win.w < 0 || t->win.h < 0)
         return pg_error_set(err, PG_EINTERNAL, "global.stats: tile does not match the raster");
-    pg__stats_partial *p = partial;
+    pg__mom *p = partial;
     const size_t plane = (size_t)t->win.w * (size_t)t->win.h;
     const size_t cs = pg_celltype_size(t->type);
     for (int b = 0; b < t->bands; b++) {
         pg__momfns[t->type]((const char *)t->data + (size_t)b * plane * cs, plane, st->mask,
-                            st->mask_value, &p->band[b]);
+                            st->mask_value, &p[b]);
     }
     return 0;
 }
@@ -254,9 +260,9 @@ static int pg__stats_finish(const pg_node *n, void *const *partials, int64_t cou
     pg__mom band[PG__STATS_MAX_BANDS];
     memset(band, 0, sizeof band);
     for (int64_t k = 0; k < count; k++) {
-        const pg__stats_partial *p = partials[k];
+        const pg__mom *p = partials[k];
         for (int b = 0; b < st->bands; b++)
-            pg__mom_merge(&band[b], &p->band[b]);
+            pg__mom_merge(&band[b], &p[b]);
     }
     pg__mom all;
     memset(&all, 0, sizeof all);
@@ -1426,7 +1432,8 @@ const pg_op_def pg_ops_global[] = {
         .params = pg__stats_params,
         .result = PG_RESULT_VALUE,
         .plan = pg__stats_plan,
-        .partial_size = sizeof(pg__stats_partial),
+        .partial_size = sizeof(pg__mom) * PG__STATS_MAX_BANDS,
+        .partial_size_of = pg__stats_size,
         .partial = pg__stats_part,
         .finish = pg__stats_finish,
         .free_state = pg__stats_free,

@@ -2024,6 +2024,7 @@ const pg_op_def pg_ops_local_class[] = {
         .plan = pg__convert_plan,
         .compute = pg__convert_compute,
         .free_state = pg__free_state,
+        .elementwise = true,
     },
     {
         .name = "local.clamp",
@@ -2043,6 +2044,7 @@ const pg_op_def pg_ops_local_class[] = {
         .plan = pg__clamp_plan,
         .compute = pg__clamp_compute,
         .free_state = pg__free_state,
+        .elementwise = true,
     },
     {
         .name = "local.mask",
@@ -2061,6 +2063,7 @@ const pg_op_def pg_ops_local_class[] = {
         .plan = pg__mask_plan,
         .compute = pg__mask_compute,
         .free_state = pg__free_state,
+        .elementwise = true,
     },
     {
         .name = "local.inverse_mask",
@@ -2079,6 +2082,7 @@ const pg_op_def pg_ops_local_class[] = {
         .plan = pg__inverse_mask_plan,
         .compute = pg__mask_compute,
         .free_state = pg__free_state,
+        .elementwise = true,
     },
     {
         .name = "local.reclassify",
@@ -2101,6 +2105,7 @@ const pg_op_def pg_ops_local_class[] = {
         .plan = pg__reclassify_plan,
         .compute = pg__reclassify_compute,
         .free_state = pg__rc_free,
+        .elementwise = true,
     },
     {
         .name = "local.normalized_difference",
@@ -2119,6 +2124,7 @@ const pg_op_def pg_ops_local_class[] = {
         .plan = pg__nd_plan,
         .compute = pg__nd_compute,
         .free_state = pg__free_state,
+        .elementwise = true,
     },
     {
         .name = "local.majority",
@@ -2139,6 +2145,7 @@ const pg_op_def pg_ops_local_class[] = {
         .plan = pg__majority_plan,
         .compute = pg__nary_compute,
         .free_state = pg__free_state,
+        .elementwise = true,
     },
     {
         .name = "local.minority",
@@ -2157,6 +2164,7 @@ const pg_op_def pg_ops_local_class[] = {
         .plan = pg__minority_plan,
         .compute = pg__nary_compute,
         .free_state = pg__free_state,
+        .elementwise = true,
     },
     {
         .name = "local.variety",
@@ -2175,6 +2183,7 @@ const pg_op_def pg_ops_local_class[] = {
         .plan = pg__variety_plan,
         .compute = pg__nary_compute,
         .free_state = pg__free_state,
+        .elementwise = true,
     },
     {
         .name = "local.weighted_overlay",
@@ -2193,6 +2202,7 @@ const pg_op_def pg_ops_local_class[] = {
         .plan = pg__wo_plan,
         .compute = pg__wo_compute,
         .free_state = pg__free_state,
+        .elementwise = true,
     },
     {0},
 };

@@ -141,7 +141,15 @@
 /* Kernels stay separate functions: inlined into the big compute function,
  * GCC vectorised several of them worse (measured: where with a nodata mask
  * 82 us per 256x256 tile inlined, 33 us not). */
-#if defined(__GNUC__)
+/* They also get AVX-512 and AVX2 clones (see PG__KERNEL in ops/local.c:
+ * same bytes on every CPU, no FMA contraction in ISO C mode). */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__gnu_linux__) && !defined(__clang__)
+#if defined(__STRICT_ANSI__)
+#define PG__NOINLINE __attribute__((noinline, target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#define PG__NOINLINE __attribute__((noinline, target_clones("avx2", "default")))
+#endif
+#elif defined(__GNUC__)
 #define PG__NOINLINE __attribute__((noinline))
 #else
 #define PG__NOINLINE
@@ -1874,6 +1882,7 @@ static const pg_param_def pg__no_params[] = {{0}};
         .name = OPNAME, .family = "local", .doc = DOC, .example = EXAMPLE, .min_args = MINA,       \
         .max_args = MAXA, .arg_kinds = KINDS, .params = PARAMS, .result = PG_RESULT_RASTER,        \
         .plan = pg__plan_##OP, .compute = pg__mcompute, .free_state = pg__mfree,                   \
+        .elementwise = true,                                                                       \
     }
 #define PG__RN (PG_ARGK_RASTER | PG_ARGK_NUMBER)
 #define PG__UNARY_FLOAT(OPNAME, OP, WHAT)                                                          \

@@ -111,6 +111,19 @@ typedef struct pg_op_def {
      * or fills ERR (the node then gets no key: it is never cached). NULL:
      * the result depends on params and args only. */
     int (*identity)(const struct pg_node *n, json_t *out, pg_error *err);
+
+    /* RASTER: compute() is a per-cell map, so the job may fuse it with its
+     * args into one pass over strips of a tile (src/fuse.h). True only
+     * when all of these hold: need is NULL; compute() reads each arg cell
+     * and writes each out cell only at the same tile-relative (band, row,
+     * col), treating every tile as a flat array of bands * win.w * win.h
+     * cells; it reads nothing of out->win's or in[i]->win's position
+     * (x, y) or of any cell outside that array; and its result for a cell
+     * depends only on the args' cells there and on n (params, state). Then
+     * compute() may be called on any band-1 sub-rectangle of rows (a
+     * strip) of the tile, as a tile of its own whose data points into the
+     * full tile (or into a scratch buffer), and gives the same bytes. */
+    bool elementwise;
 } pg_op_def;
 
 /* The op named NAME, or NULL. */

@@ -785,8 +785,8 @@ static void pg__fill(void *p, pg_celltype t, size_t n, double v)
  * source raster is read) onto the output window DWIN, into DST: BANDS
  * planes of DWIN's cells of type DTYPE, which is the source's type, or f64
  * (mosaic). DST is first filled with the buffer's nodata (or 0). */
-static int pg__warp_run(const pg__warp *wp, const pg_tile *src, void *dst, pg_celltype dtype,
-                        const pg_window *dwin, pg_error *err)
+static int pg__warp_run1(const pg__warp *wp, const pg_tile *src, void *dst, pg_celltype dtype,
+                         const pg_window *dwin, bool masks, pg_error *err)
 {
     const size_t dcells = (size_t)dwin->w * (size_t)dwin->h;
     pg__fill(dst, dtype, dcells * (size_t)wp->bands, wp->dst_has_nd ? wp->dst_nd : 0.0);
@@ -872,13 +872,13 @@ static int pg__warp_run(const pg__warp *wp, const pg_tile *src, void *dst, pg_ce
         wo->panSrcBands[b] = wo->panDstBands[b] = b + 1;
     wo->pfnTransformer = pg__xf;
     wo->pTransformerArg = &xa;
-    if (wp->src_has_nd) {
+    if (wp->src_has_nd && masks) {
         wo->padfSrcNoDataReal = CPLMalloc(sizeof(double) * (size_t)wp->bands);
         wo->padfSrcNoDataImag = CPLCalloc(sizeof(double), (size_t)wp->bands);
         for (int b = 0; b < wp->bands; b++)
             wo->padfSrcNoDataReal[b] = wp->src_nd + shift;
     }
-    if (wp->dst_has_nd) {
+    if (wp->dst_has_nd && masks) {
         wo->padfDstNoDataReal = CPLMalloc(sizeof(double) * (size_t)wp->bands);
         wo->padfDstNoDataImag = CPLCalloc(sizeof(double), (size_t)wp->bands);
         for (int b = 0; b < wp->bands; b++)
@@ -923,6 +923,76 @@ done:
     CPLPopErrorHandler();
     pg__xpool_put((pg__xpool *)&wp->xp, xf);
     pg_tile_unref(&flip);
+    return rc;
+}
+
+/* Whether a float source's only invalid cells are NaN and METHOD spreads a
+ * NaN to every output cell whose kernel touches it (weighted sums): then
+ * the warp can go without masks (below). */
+static bool pg__nan_only(const pg__warp *wp, pg_celltype dtype)
+{
+    const GDALResampleAlg a = wp->method->alg;
+    return (wp->src_type == PG_F32 || wp->src_type == PG_F64) &&
+           (dtype == PG_F32 || dtype == PG_F64) && wp->src_has_nd && isnan(wp->src_nd) &&
+           (a == GRA_NearestNeighbour || a == GRA_Bilinear || a == GRA_Cubic ||
+            a == GRA_CubicSpline || a == GRA_Lanczos);
+}
+
+/* Whether SRC holds a NaN in its part V (inside the source raster). */
+static bool pg__has_nan(const pg_tile *src, const pg_window *v)
+{
+    unsigned bad = 0;
+    for (int b = 0; b < src->bands; b++)
+        for (int64_t r = 0; r < v->h; r++) {
+            const void *row = pg_tile_cell(src, b, v->y - src->win.y + r, v->x - src->win.x);
+            if (src->type == PG_F32) {
+                const float *restrict f = row;
+                for (int64_t i = 0; i < v->w; i++)
+                    bad |= (unsigned)(f[i] != f[i]);
+            } else {
+                const double *restrict f = row;
+                for (int64_t i = 0; i < v->w; i++)
+                    bad |= (unsigned)(f[i] != f[i]);
+            }
+        }
+    return bad != 0;
+}
+
+/* Warps as pg__warp_run1 with masks. GDAL's warper uses its general kernel
+ * whenever there are validity masks (source nodata, or a destination nodata
+ * value), several times slower than its kernels for mask-free data, which
+ * also round differently. For a float source whose nodata is NaN and a
+ * method that spreads NaN (pg__nan_only), the mask-free warp gives NaN in
+ * exactly the output cells whose kernel touches a NaN source cell and the
+ * final value in all others; so the tile is warped without masks, and only
+ * when its source window holds a NaN, warped again with masks for the cells
+ * that came out NaN. Each cell's value is then a function of its own kernel
+ * cells, whatever the tiling (the mask-free value where no NaN is near, the
+ * masked one where one is): tiled equals untiled, and NaN-free rasters
+ * equal gdalwarp's mask-free warp exactly. */
+static int pg__warp_run(const pg__warp *wp, const pg_tile *src, void *dst, pg_celltype dtype,
+                        const pg_window *dwin, pg_error *err)
+{
+    if (!pg__nan_only(wp, dtype)) return pg__warp_run1(wp, src, dst, dtype, dwin, true, err);
+    int rc = pg__warp_run1(wp, src, dst, dtype, dwin, false, err);
+    pg_window v = pg__win_intersect(src->win, (pg_window){0, 0, wp->src_w, wp->src_h});
+    if (rc != 0 || v.w == 0 || !pg__has_nan(src, &v)) return rc;
+    pg_tile *m = pg_tile_new(dtype, wp->bands, *dwin);
+    if (m == NULL) return pg_error_set(err, PG_ENOMEM, "out of memory");
+    rc = pg__warp_run1(wp, src, m->data, dtype, dwin, true, err);
+    const size_t n = (size_t)dwin->w * (size_t)dwin->h * (size_t)wp->bands;
+    if (rc == 0 && dtype == PG_F32) {
+        float *restrict d = dst;
+        const float *restrict s = m->data;
+        for (size_t i = 0; i < n; i++)
+            d[i] = d[i] != d[i] ? s[i] : d[i];
+    } else if (rc == 0) {
+        double *restrict d = dst;
+        const double *restrict s = m->data;
+        for (size_t i = 0; i < n; i++)
+            d[i] = d[i] != d[i] ? s[i] : d[i];
+    }
+    pg_tile_unref(&m);
     return rc;
 }
 

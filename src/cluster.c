@@ -426,8 +426,13 @@ static void on_call_deadline(uv_timer_t *t)
     char m[200];
     snprintf(m, sizeof m, "node '%s' did not answer within %lld ms", c->node,
              (long long)c->deadline_ms);
-    if (c->sent) send_cancel(&C.peers[c->peer], c->id);
+    /* End the call before telling the peer: sending pumps the sockets, and
+     * the answer may be in there (it would end the call a second time). */
+    bool sent = c->sent;
+    int peer = c->peer;
+    uint64_t id = c->id;
     call_end(c, PG_ETIMEOUT, NULL, NULL, 0, m);
+    if (sent) send_cancel(&C.peers[peer], id);
 }
 
 static void call_start(pg_loopmsg *m)
@@ -520,8 +525,11 @@ static void cancel_run(pg_loopmsg *m)
     pg__call *c = find_call(cm->id);
     free(cm);
     if (c == NULL) return; /* ended already */
-    if (c->sent) send_cancel(&C.peers[c->peer], c->id);
+    bool sent = c->sent;   /* (ended first: see on_call_deadline) */
+    int peer = c->peer;
+    uint64_t id = c->id;
     call_end(c, PG_ECANCELLED, NULL, NULL, 0, "the remote call was cancelled");
+    if (sent) send_cancel(&C.peers[peer], id);
 }
 
 void pg_cluster_cancel(uint64_t id)
@@ -538,8 +546,10 @@ static void fail_calls(pg__peer *p, int code, const char *msg)
 {
     while (p->pending || p->queue) {
         pg__call *c = p->pending ? p->pending : p->queue;
-        if (c->sent) send_cancel(p, c->id);
+        bool sent = c->sent; /* (ended first: see on_call_deadline) */
+        uint64_t id = c->id;
         call_end(c, code, NULL, NULL, 0, msg);
+        if (sent) send_cancel(p, id);
     }
 }
 
@@ -719,8 +729,8 @@ static void serve_run(pg__peer *p, json_t *h)
         pg_log_warn("cluster: a run from %s without a call id: dropped", p->cfg->name);
         return;
     }
-    static const char *const keys[] = {"type", "id", "call", "graph", "timeout_ms", "progress",
-                                       "window"};
+    static const char *const keys[] = {"type",       "id",       "call",  "graph",
+                                       "timeout_ms", "progress", "window"};
     const char *k;
     json_t *v;
     json_object_foreach(h, k, v)

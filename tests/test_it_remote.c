@@ -145,7 +145,8 @@ START_TEST(remote_ops)
         "{\"nodes\": {\"x\": {\"op\": \"io.load\", \"path\": \"x.tif\"},"
         " \"y\": {\"op\": \"io.load\", \"path\": \"y.tif\"},"
         " \"s\": {\"op\": \"local.multiply\", \"args\": [{\"ref\": \"x\"}, {\"ref\": \"y\"}]},"
-        " \"st\": {\"op\": \"global.stats\", %s \"args\": [{\"ref\": \"s\"}]}}, \"result\": \"st\"}";
+        " \"st\": {\"op\": \"global.stats\", %s \"args\": [{\"ref\": \"s\"}]}}, \"result\": "
+        "\"st\"}";
     char *local = graph_with(stats_fmt, "");
     char *onb = graph_with(stats_fmt, "\"remote\": \"b\",");
     pg_result *r1 = run(c, local, NULL), *r2 = run(c, onb, NULL);
@@ -211,14 +212,15 @@ START_TEST(distributed_tiles)
                                  "--size 400x330 --type u8 --pattern random --seed 4 --block 64"),
                      0);
     pg_client *c = connect_node(0);
-    const char *fmt = "{\"nodes\": {\"d\": {\"op\": \"io.load\", \"path\": \"d.tif\"},"
-                      " \"h\": {\"op\": \"focal.hillshade\", \"args\": [{\"ref\": \"d\"}]},"
-                      " \"m\": {\"op\": \"focal.mean\", \"radius\": 1, \"args\": [{\"ref\": \"d\"}]},"
-                      " \"out\": {\"op\": \"io.save\", \"path\": \"%s\", \"args\": [{\"ref\": \"h\"}]},"
-                      " \"st\": {\"op\": \"global.stats\", \"args\": [{\"ref\": \"m\"}]},"
-                      " \"zs\": {\"op\": \"zonal.stats\", \"args\": [{\"op\": \"io.load\", \"path\": "
-                      "\"z.tif\"}, {\"ref\": \"m\"}]}},"
-                      " \"result\": [\"out\", \"st\", \"zs\"]}";
+    const char *fmt =
+        "{\"nodes\": {\"d\": {\"op\": \"io.load\", \"path\": \"d.tif\"},"
+        " \"h\": {\"op\": \"focal.hillshade\", \"args\": [{\"ref\": \"d\"}]},"
+        " \"m\": {\"op\": \"focal.mean\", \"radius\": 1, \"args\": [{\"ref\": \"d\"}]},"
+        " \"out\": {\"op\": \"io.save\", \"path\": \"%s\", \"args\": [{\"ref\": \"h\"}]},"
+        " \"st\": {\"op\": \"global.stats\", \"args\": [{\"ref\": \"m\"}]},"
+        " \"zs\": {\"op\": \"zonal.stats\", \"args\": [{\"op\": \"io.load\", \"path\": "
+        "\"z.tif\"}, {\"ref\": \"m\"}]}},"
+        " \"result\": [\"out\", \"st\", \"zs\"]}";
     char *g = graph_with(fmt, "local.tif");
     pg_result *base = run(c, g, NULL);
     free(g);
@@ -290,10 +292,11 @@ START_TEST(node_killed_mid_job)
                                  "--size 640x640 --type f32 --pattern random --seed 11 --block 32"),
                      0);
     pg_client *c = connect_node(0);
-    const char *fmt = "{\"nodes\": {\"k\": {\"op\": \"io.load\", \"path\": \"k.tif\"},"
-                      " \"m\": {\"op\": \"focal.median\", \"radius\": 3, \"args\": [{\"ref\": \"k\"}]},"
-                      " \"out\": {\"op\": \"io.save\", \"path\": \"%s\", \"args\": [{\"ref\": \"m\"}]}},"
-                      " \"result\": \"out\"}";
+    const char *fmt =
+        "{\"nodes\": {\"k\": {\"op\": \"io.load\", \"path\": \"k.tif\"},"
+        " \"m\": {\"op\": \"focal.median\", \"radius\": 3, \"args\": [{\"ref\": \"k\"}]},"
+        " \"out\": {\"op\": \"io.save\", \"path\": \"%s\", \"args\": [{\"ref\": \"m\"}]}},"
+        " \"result\": \"out\"}";
     char *g = graph_with(fmt, "local.tif");
     pg_result_destroy((pg_result *[]){run(c, g, NULL)});
     free(g);
@@ -301,8 +304,8 @@ START_TEST(node_killed_mid_job)
     g = graph_with(fmt, "killed.tif");
     json_t *req = json_loads("{\"distribute\": {\"partition\": \"round_robin\"}}", 0, NULL);
     long long prog[2] = {0, 0};
-    pg_run_opts o = {.request = req, .progress = on_progress, .userdata = prog,
-                     .timeout_ms = 120000};
+    pg_run_opts o = {
+        .request = req, .progress = on_progress, .userdata = prog, .timeout_ms = 120000};
     pg_job job;
     pg_error err;
     ck_assert_int_eq(pg_client_submit(c, g, &o, &job, &err), 0);
@@ -339,9 +342,10 @@ START_TEST(named_node_down)
                                  "--size 100x100 --type f32 --pattern gradient --block 64"),
                      0);
     pg_client *c = connect_node(0);
-    const char *fmt = "{\"nodes\": {\"x\": {\"op\": \"io.load\", \"path\": \"x.tif\"},"
-                      " \"st\": {\"op\": \"global.stats\", \"remote\": \"%s\", \"args\": [{\"ref\": "
-                      "\"x\"}]}}, \"result\": \"st\"}";
+    const char *fmt =
+        "{\"nodes\": {\"x\": {\"op\": \"io.load\", \"path\": \"x.tif\"},"
+        " \"st\": {\"op\": \"global.stats\", \"remote\": \"%s\", \"args\": [{\"ref\": "
+        "\"x\"}]}}, \"result\": \"st\"}";
     char *g = graph_with(fmt, "nosuch");
     run_fails(c, g, PG_EPARAM, "st", "nosuch");
     free(g);
@@ -378,12 +382,13 @@ START_TEST(fallback_here)
                                  "--size 400x330 --type f32 --pattern dem --block 64"),
                      0);
     pg_client *c = connect_node(0);
-    const char *fmt = "{\"nodes\": {\"d\": {\"op\": \"io.load\", \"path\": \"d.tif\"},"
-                      " \"h\": {\"op\": \"focal.hillshade\", \"args\": [{\"ref\": \"d\"}]},"
-                      " \"s\": {\"op\": \"local.add\", %s \"args\": [{\"ref\": \"h\"}, 1]},"
-                      " \"out\": {\"op\": \"io.save\", \"path\": \"%s\", \"args\": [{\"ref\": \"s\"}]},"
-                      " \"st\": {\"op\": \"global.stats\", %s \"args\": [{\"ref\": \"h\"}]}},"
-                      " \"result\": [\"out\", \"st\"]}";
+    const char *fmt =
+        "{\"nodes\": {\"d\": {\"op\": \"io.load\", \"path\": \"d.tif\"},"
+        " \"h\": {\"op\": \"focal.hillshade\", \"args\": [{\"ref\": \"d\"}]},"
+        " \"s\": {\"op\": \"local.add\", %s \"args\": [{\"ref\": \"h\"}, 1]},"
+        " \"out\": {\"op\": \"io.save\", \"path\": \"%s\", \"args\": [{\"ref\": \"s\"}]},"
+        " \"st\": {\"op\": \"global.stats\", %s \"args\": [{\"ref\": \"h\"}]}},"
+        " \"result\": [\"out\", \"st\"]}";
     char g[2048];
     snprintf(g, sizeof g, fmt, "", "local.tif", "");
     pg_result *base = run(c, g, NULL);
@@ -412,8 +417,10 @@ static Suite *remote_suite(void)
     const struct {
         const char *name;
         const TTest *test;
-    } cases[] = {{"ops", remote_ops},       {"distributed", distributed_tiles},
-                 {"killed", node_killed_mid_job}, {"down", named_node_down},
+    } cases[] = {{"ops", remote_ops},
+                 {"distributed", distributed_tiles},
+                 {"killed", node_killed_mid_job},
+                 {"down", named_node_down},
                  {"fallback", fallback_here}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         TCase *tc = tcase_create(cases[i].name);

@@ -1176,6 +1176,70 @@ START_TEST(test_reproject_types)
 }
 END_TEST
 
+/* A float source without a nodata value (NaN is its nodata): warped without
+ * masks (GDAL's mask-free kernels), and again with masks only where a NaN
+ * is near. Without NaN cells: exactly plain gdalwarp -et 0 (which has no
+ * masks either; its uncovered cells are 0, the op's NaN). With NaN cells:
+ * the same for every tiling (run_checked), the same coverage as gdalwarp
+ * -srcnodata nan -dstnodata nan (GDAL's masked kernel everywhere) and
+ * values within 2^-20 relative of it (the kernels round differently). */
+START_TEST(test_reproject_nan_source)
+{
+    static const char *const methods[] = {"nearest", "bilinear", "cubic", "lanczos"};
+    for (int withnan = 0; withnan < 2; withnan++) {
+        src_r s;
+        src_init(&s, 301, 263, 1, PG_F32, utm_gt, "EPSG:32633");
+        src_fill_smooth(&s);
+        if (withnan) {
+            for (int64_t y = 100; y < 104; y++)
+                for (int64_t x = 40; x < 47; x++)
+                    *src_at(&s, 0, x, y) = NAN;
+            for (int k = 0; k < 40; k++)
+                *src_at(&s, 0, (int64_t)(rnd() % 301), (int64_t)(rnd() % 263)) = NAN;
+        }
+        char path[300];
+        snprintf(path, sizeof path, "%s/nan%d.tif", tmpdir, withnan);
+        src_write(&s, path);
+        src_r *srcs[] = {&s};
+        for (size_t m = 0; m < sizeof methods / sizeof methods[0]; m++) {
+            tnode t;
+            tn_init(&t, "transform.reproject", srcs, 1,
+                    json_pack("{s:s,s:s}", "crs", "EPSG:4326", "method", methods[m]));
+            CHECK_MSG(tn_plan(&t) == 0, "%s", t.err.message);
+            CHECK(t.n.info.has_nodata && isnan(t.n.info.nodata));
+            double *o = run_checked(&t, srcs);
+            char args[800];
+            int n = snprintf(args, sizeof args, "-t_srs EPSG:4326 -et 0 -r %s %s", methods[m],
+                             withnan ? "-srcnodata nan -dstnodata nan " : "");
+            grid_args(&t.n.info, args + n, sizeof args - (size_t)n);
+            int rw, rh, rb;
+            double *ref = gdalwarp(args, path, &rw, &rh, &rb);
+            CHECK(rw == t.n.info.width && rh == t.n.info.height && rb == 1);
+            size_t valid = 0, nanv = 0;
+            for (size_t i = 0; i < info_cells(&t.n.info); i++) {
+                if (!withnan) {
+                    CHECK_MSG(o[i] == ref[i] || (isnan(o[i]) && ref[i] == 0),
+                              "%s cell %zu: %.17g, gdalwarp %.17g", methods[m], i, o[i], ref[i]);
+                } else {
+                    CHECK_MSG(isnan(o[i]) == isnan(ref[i]) &&
+                                  (isnan(o[i]) || fabs(o[i] - ref[i]) <= 0x1p-20 * fabs(ref[i])),
+                              "%s (NaN cells) cell %zu: %.17g, gdalwarp %.17g", methods[m], i, o[i],
+                              ref[i]);
+                    nanv += isnan(o[i]);
+                }
+                valid += !isnan(o[i]);
+            }
+            CHECK(valid > info_cells(&t.n.info) / 2);
+            if (withnan) CHECK(nanv > 0);
+            free(ref);
+            free(o);
+            tn_free(&t);
+        }
+        src_free(&s);
+    }
+}
+END_TEST
+
 /* error_threshold: approximate rows, the same for any tiling, within the
  * threshold of the exact positions. */
 START_TEST(test_reproject_approx)
@@ -1515,6 +1579,22 @@ START_TEST(test_speed)
         time_tile(&t, srcs, cases[k].reps);
         tn_free(&t);
     }
+    /* A float source without a nodata value (NaN-free): GDAL's mask-free
+     * kernels. */
+    printf("  (float source without nodata, NaN-free:)\n");
+    src_r *srcs2[] = {&s2};
+    static const char *const nonan[] = {
+        "{\"crs\": \"EPSG:4326\", \"method\": \"bilinear\"}",
+        "{\"crs\": \"EPSG:4326\", \"method\": \"bilinear\", \"error_threshold\": 0.125}",
+        "{\"width\": 2048, \"method\": \"bilinear\"}"};
+    for (size_t k = 0; k < 3; k++) {
+        tnode t;
+        tn_init(&t, k < 2 ? "transform.reproject" : "transform.resample", srcs2, 1,
+                json_loads(nonan[k], 0, NULL));
+        CHECK_MSG(tn_plan(&t) == 0, "%s", t.err.message);
+        time_tile(&t, srcs2, 4);
+        tn_free(&t);
+    }
     src_free(&s);
     src_free(&s2);
 }
@@ -1546,6 +1626,7 @@ int main(void)
     tcase_add_test(tw, test_reproject_vs_gdalwarp);
     tcase_add_test(tw, test_reproject_types);
     tcase_add_test(tw, test_reproject_approx);
+    tcase_add_test(tw, test_reproject_nan_source);
     tcase_add_test(tw, test_reproject_errors);
     tcase_add_test(tw, test_reproject_window_cap);
     tcase_add_test(tw, test_mosaic);
