@@ -236,6 +236,9 @@ static void check_stats(const json_t *stats, const char *root, const char *name)
     "\"circle\",\"radius\":" #r ",\"args\":[" LOAD(p) "]}]}}}"
 #define SLOW_OF(p) SLOW_R(p, 8)    /* about a second here */
 #define SLOWER_OF(p) SLOW_R(p, 15) /* about two */
+/* Far past a 700 ms deadline even on a quiet machine (the first job must
+ * time out, not finish). */
+#define SLOWEST_OF(p) SLOW_R(p, 30)
 
 /* ---- tests ---- */
 
@@ -475,12 +478,13 @@ static void stopped_first(int how)
     daemon_start(&d, NULL);
     mk(d.root, "a.tif", "--size 2048 --pattern random --seed 5", 60);
     int fd = th_connect(&d);
-    send_run(fd, "first", SLOWER_OF("a.tif"), how == 1 ? 700 : 0);
+    const char *g = how == 1 ? SLOWEST_OF("a.tif") : SLOWER_OF("a.tif");
+    send_run(fd, "first", g, how == 1 ? 700 : 0);
     json_t *ev = th_recv(fd, T_MS);
     ck_assert_msg(ev && strcmp(json_string_value(json_object_get(ev, "event")), "accepted") == 0,
                   "first: no accepted");
     json_decref(ev);
-    send_run(fd, "second", SLOWER_OF("a.tif"), 0);
+    send_run(fd, "second", g, 0);
     /* Once accepted, the second waits for the first (which runs for a
      * second or more; the deadline, 700 ms, is far from the second's
      * planning), unless the first has already stopped. */
@@ -518,7 +522,7 @@ static void stopped_first(int how)
     ck_assert_int_eq(s.shared, 0);
     ck_assert_int_eq(s.entries, 1);
     answer a3;
-    run(fd, SLOWER_OF("a.tif"), &a3);
+    run(fd, g, &a3);
     ck_assert_int_eq(cached_of(&a3), 1);
     ck_assert(json_equal(value_of(&a3), value_of(&a[1])));
     ck_assert_int_eq(cache_status(fd).hits, 1);
