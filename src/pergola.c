@@ -48,6 +48,9 @@ static void usage(FILE *f)
           "                            raster results: FILE.0, FILE.1, ... by position)\n"
           "      -j, --json            print the result value as JSON\n"
           "      -q, --quiet           no progress line and no notes on stderr\n"
+          "      -w, --window X,Y,W,H  only this window of the (one) raster result\n"
+          "      -d, --distribute[=P]  spread the tiles over the cluster; P: hilbert (default),\n"
+          "                            round_robin or by_input\n"
           "  ops [--json]              list the daemon's operations and their parameters\n"
           "  status [--json]           show the daemon's state\n"
           "  ping [-c N] [-i MS]       time N round trips (default 1), MS apart (default 1000)\n"
@@ -389,9 +392,24 @@ static int cmd_run(const char *address, int argc, char **argv)
     run_opts o = {0};
     const char *graph_path = NULL, *v;
     long timeout = 0;
+    long long win[4];
+    int has_win = 0;
+    const char *dist = NULL; /* "": the default partition */
     for (int i = 0; i < argc; i++) {
         int m;
-        if ((m = match_opt(argc, argv, &i, 't', "timeout", &v)) != 0) {
+        if ((m = match_opt(argc, argv, &i, 'w', "window", &v)) != 0) {
+            char tail;
+            if (m < 0) return usage_error("option '%s' needs a value", argv[i]);
+            if (sscanf(v, "%lld,%lld,%lld,%lld%c", &win[0], &win[1], &win[2], &win[3], &tail) !=
+                    4 ||
+                win[2] < 1 || win[3] < 1)
+                return usage_error("bad --window '%s' (X,Y,WIDTH,HEIGHT in cells)", v);
+            has_win = 1;
+        } else if (strcmp(argv[i], "-d") == 0 || strcmp(argv[i], "--distribute") == 0) {
+            dist = "";
+        } else if (strncmp(argv[i], "--distribute=", 13) == 0) {
+            dist = argv[i] + 13;
+        } else if ((m = match_opt(argc, argv, &i, 't', "timeout", &v)) != 0) {
             if (m < 0) return usage_error("option '%s' needs a value", argv[i]);
             if (parse_int(v, 1, INT32_MAX - RUN_GRACE_MS, &timeout) != 0)
                 return usage_error("bad --timeout '%s' (milliseconds, > 0)", v);
@@ -442,9 +460,18 @@ static int cmd_run(const char *address, int argc, char **argv)
         return status;
     }
     progress_state prog = {.enabled = !o.quiet && isatty(STDERR_FILENO), .start = now_ms()};
+    json_t *extra = json_object(); /* more members of the run request */
+    if (extra && has_win)
+        json_object_set_new(extra, "window",
+                            json_pack("[IIII]", (json_int_t)win[0], (json_int_t)win[1],
+                                      (json_int_t)win[2], (json_int_t)win[3]));
+    if (extra && dist)
+        json_object_set_new(extra, "distribute",
+                            *dist ? json_pack("{s:s}", "partition", dist) : json_true());
     pg_run_opts ro = {.timeout_ms = (int)timeout,
                       .progress = prog.enabled ? on_progress : NULL,
-                      .userdata = &prog};
+                      .userdata = &prog,
+                      .request = json_object_size(extra) ? extra : NULL};
     pg_error err;
     pg_job job;
     pg_result *res = NULL;
@@ -491,6 +518,7 @@ static int cmd_run(const char *address, int argc, char **argv)
     pg_result_destroy(&res);
     pg_client_destroy(&c);
     json_decref(graph);
+    json_decref(extra);
     return status;
 }
 
