@@ -1550,6 +1550,10 @@ static int setup_cluster(pg_job *j, pg_error *err)
         map = json_object_get(d, "map");
     }
     pg_partition_method method = PG_PART_HILBERT;
+    if (d == NULL && j->env.distribute[0]) { /* this node's default (cluster.distribute) */
+        d = json_true();
+        if (pg_partition_parse(j->env.distribute, &method) != 0) method = PG_PART_HILBERT;
+    }
     if (part && (!json_is_string(part) || pg_partition_parse(json_string_value(part), &method)))
         return pg_error_set(err, PG_EBADREQ,
                             "'distribute.partition' must be hilbert, round_robin, by_input or "

@@ -30,6 +30,7 @@ typedef struct pg_job_env {
     int64_t max_result_bytes;
     bool fusion; /* fuse chains of per-cell ops (src/fuse.h) */
     int64_t remote_timeout_ms; /* deadline of one call to a peer (cluster.call_timeout_ms) */
+    char distribute[16];       /* cluster.distribute: runs without "distribute" use it */
 } pg_job_env;
 
 /* Messages the job actor understands (pg_msg.type). */

@@ -598,6 +598,17 @@ static int pg__set_cluster(pg_config *c, const json_t *v, const char *src, const
             rc = pg__set_int(fv, 1, INT64_C(1) << 40, &k.call_timeout_ms, src, path, err);
         } else if (strcmp(fk, "max_calls_per_peer") == 0) {
             rc = pg__set_int(fv, 1, 1000000, &k.max_calls_per_peer, src, path, err);
+        } else if (strcmp(fk, "distribute") == 0) {
+            const char *pn = json_is_true(fv) ? "hilbert" : json_string_value(fv);
+            if (json_is_false(fv))
+                k.distribute[0] = '\0';
+            else if (pn && (strcmp(pn, "hilbert") == 0 || strcmp(pn, "round_robin") == 0 ||
+                            strcmp(pn, "by_input") == 0))
+                snprintf(k.distribute, sizeof k.distribute, "%s", pn);
+            else
+                rc = pg__cfg_err(err, src, path,
+                                 "must be false, true, \"hilbert\", \"round_robin\" or "
+                                 "\"by_input\"");
         } else {
             rc = pg__cfg_err(err, src, path, "unknown key");
         }

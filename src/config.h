@@ -42,6 +42,7 @@ typedef struct pg_cluster_cfg {
     char *base_dir;        /* the directory of the file that set it (NULL: cwd) */
     char *source;          /* that file, for messages (NULL: not from a file) */
     int64_t heartbeat_ms, peer_timeout_ms, call_timeout_ms, max_calls_per_peer;
+    char distribute[16]; /* runs without "distribute": "" (not), else a partition name */
     /* Set once the node is known and its key checked (pg_config_from_args,
      * or pg_config_load_file when the file names the node): */
     int self;            /* index of node in nodes, -1 before */

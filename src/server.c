@@ -339,6 +339,7 @@ int pg_server_run(const pg_config *cfg)
     srv->job_env.max_result_bytes = cfg->limits.max_result_bytes;
     srv->job_env.fusion = cfg->fusion;
     srv->job_env.remote_timeout_ms = cfg->cluster.call_timeout_ms;
+    memcpy(srv->job_env.distribute, cfg->cluster.distribute, sizeof srv->job_env.distribute);
 
     /* A client that goes away mid-write must not kill the daemon. */
     signal(SIGPIPE, SIG_IGN);
