@@ -379,6 +379,8 @@ static void push_pending(pg__peer *p, pg__call *c)
     p->pending = c;
 }
 
+static pg__call *find_call_in(pg__call *l, uint64_t id);
+
 static void call_send(pg__peer *p, pg__call *c)
 {
     int64_t elapsed = (int64_t)((pg_now_ns() - c->started_ns) / 1000000u);
@@ -389,16 +391,19 @@ static void call_send(pg__peer *p, pg__call *c)
     json_object_set_new(c->req, "call", json_integer((json_int_t)c->id));
     json_object_set_new(c->req, "progress", json_false());
     json_object_set_new(c->req, "timeout_ms", json_integer((json_int_t)left));
-    if (send_msg(&p->dealer, NULL, c->req, NULL, 0) != 0) {
-        char m[200];
-        snprintf(m, sizeof m, "cannot send to node '%s': %s", p->cfg->name, zmq_strerror(errno));
-        call_end(c, PG_EPEER, NULL, NULL, 0, m);
-        return;
-    }
+    /* Pending before the send: sending pumps the sockets, and a long pump
+     * (other calls' big answers) may already bring this call's answer. */
     c->sent = true;
     p->inflight++;
     push_pending(p, c);
     snap_update(p);
+    uint64_t id = c->id; /* C may be gone after the send (the pump can end it) */
+    if (send_msg(&p->dealer, NULL, c->req, NULL, 0) != 0) {
+        char m[200];
+        snprintf(m, sizeof m, "cannot send to node '%s': %s", p->cfg->name, zmq_strerror(errno));
+        pg__call *still = find_call_in(p->pending, id);
+        if (still) call_end(still, PG_EPEER, NULL, NULL, 0, m);
+    }
 }
 
 static void dequeue(pg__peer *p)
