@@ -251,6 +251,20 @@ START_TEST(config_errors)
                 false);
 
     cl = good_cluster();
+    json_object_set_new(cl, "distribute", json_string("kmeans"));
+    expect_load(cl, PG_ECONFIG,
+                "cluster.distribute: must be false, true, \"hilbert\", \"round_robin\" or "
+                "\"by_input\"",
+                false);
+
+    cl = good_cluster();
+    json_object_set_new(cl, "distribute", json_integer(1));
+    expect_load(cl, PG_ECONFIG,
+                "cluster.distribute: must be false, true, \"hilbert\", \"round_robin\" or "
+                "\"by_input\"",
+                false);
+
+    cl = good_cluster();
     json_object_del(cl, "secret_key_file");
     expect_load(cl, PG_ECONFIG,
                 "cluster.secret_key_file: is required (this node's CURVE secret key)", false);

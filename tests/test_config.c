@@ -217,6 +217,11 @@ START_TEST(file_wrong_types)
                 "log_level: must be one of \"error\", \"warn\", \"info\", \"debug\"");
     expect_file("{\"tile_size\": \"256\"}", PG_ECONFIG,
                 "tile_size: must be an integer in 16..8192 or a list [width, height] of such");
+    expect_file("{\"fusion\": 1}", PG_ECONFIG, "fusion: must be true or false");
+    expect_file("{\"fusion\": \"on\"}", PG_ECONFIG, "fusion: must be true or false");
+    expect_file("{\"cache_mb\": \"64\"}", PG_ECONFIG, NULL);
+    expect_file("{\"cache_mb\": -1}", PG_ECONFIG, NULL);
+    expect_file("{\"cache_mb\": 0, \"fusion\": false}", 0, NULL);
     expect_file("[1, 2]", PG_ECONFIG, "the configuration must be a JSON object");
 }
 END_TEST
@@ -567,6 +572,8 @@ START_TEST(args_errors)
     EXPECT_ARGS_ERR("unexpected argument 'serve' (see --help)", "serve");
     EXPECT_ARGS_ERR("unexpected argument '-w' (see --help)", "-w");
     EXPECT_ARGS_ERR("--workers: needs a value (N)", "--workers");
+    EXPECT_ARGS_ERR("--fusion: 'maybe' is not on or off", "--fusion", "maybe");
+    EXPECT_ARGS_ERR("--cache-mb: 'lots' is not an integer", "--cache-mb", "lots");
     EXPECT_ARGS_ERR("--help: takes no value", "--help=yes");
     EXPECT_ARGS_ERR("--workers: 'abc' is not an integer", "--workers", "abc");
     EXPECT_ARGS_ERR("--workers: ' 3' is not an integer", "--workers", " 3");
