@@ -485,26 +485,36 @@ static void slot_run(pg_task *t)
     }
 }
 
+/* Schedules the slots of REGION whose counters are at zero (its leaves).
+ * They are all collected before the first is scheduled: once one runs,
+ * other counters change (a parent reaching zero is scheduled by its child,
+ * and must not be again here) and the last one may end the frame. Returns
+ * 0, or -1 when out of memory (then nothing is scheduled). */
+static int frame_start_region(frame *f, int region)
+{
+    pg_task *stack[32];
+    pg_task **tasks = f->nslots <= 32 ? stack : malloc(sizeof *tasks * (size_t)f->nslots);
+    if (tasks == NULL) return -1;
+    int n = 0;
+    for (int s = 0; s < f->nslots; s++)
+        if (f->slots[s].region == region && atomic_load(&f->slots[s].pending) == 0)
+            tasks[n++] = &f->slots[s].task;
+    for (int i = 0; i < n; i++)
+        pg_schedule(tasks[i]);
+    if (tasks != stack) free(tasks);
+    return 0;
+}
+
+/* Starts frame F: its own slots (region 0); remote subgraphs stay dormant. */
 static void frame_start(frame *f)
 {
-    /* Collect the leaves before scheduling any: once one runs, counters of
-     * other slots change under us. Dormant regions wait (slot_fall_back). */
-    int stack_leaves[32];
-    int *leaves = f->nslots <= 32 ? stack_leaves : malloc(sizeof(int) * (size_t)f->nslots);
-    int nl = 0;
-    if (leaves == NULL) { /* degrade: schedule one by one is unsafe; fail */
+    if (frame_start_region(f, 0) != 0) {
         pg_error e;
         pg_error_set(&e, PG_ENOMEM, "out of memory");
         frame_fail(f, &e, f->slots[0].node);
         pg_error copy = f->err;
         frame_report(f, &copy);
-        return;
     }
-    for (int s = 0; s < f->nslots; s++)
-        if (f->slots[s].region == 0 && atomic_load(&f->slots[s].pending) == 0) leaves[nl++] = s;
-    for (int i = 0; i < nl; i++)
-        pg_schedule(&f->slots[leaves[i]].task);
-    if (leaves != stack_leaves) free(leaves);
 }
 
 /* ---- remote calls (README "Cluster") ---- */
@@ -642,12 +652,7 @@ static bool slot_attempt(slot *s)
                 if (f->edges[s->children_off + a] >= 0) pending++;
             if (pending == 0) return false; /* computes straight away */
             atomic_store(&s->pending, pending);
-            /* As frame_start: the leaves first, then schedule them; once one
-             * runs, counters change (a parent reaching 0 must not be
-             * scheduled twice) and the last one may end the frame. */
-            int stack_leaves[32], nl = 0;
-            int *leaves = f->nslots <= 32 ? stack_leaves : malloc(sizeof(int) * (size_t)f->nslots);
-            if (leaves == NULL) {
+            if (frame_start_region(f, region) != 0) {
                 pg_error e;
                 pg_error_set(&e, PG_ENOMEM, "out of memory");
                 frame_fail(f, &e, s->node);
@@ -655,26 +660,6 @@ static bool slot_attempt(slot *s)
                 s->remote = R_DONE;
                 return false;
             }
-            for (int c = 0; c < f->nslots; c++)
-                if (f->slots[c].region == region && atomic_load(&f->slots[c].pending) == 0)
-                    leaves[nl++] = c;
-            pg_task *tasks_stack[32];
-            pg_task **tasks = nl <= 32 ? tasks_stack : malloc(sizeof *tasks * (size_t)nl);
-            if (tasks == NULL) {
-                if (leaves != stack_leaves) free(leaves);
-                pg_error e;
-                pg_error_set(&e, PG_ENOMEM, "out of memory");
-                frame_fail(f, &e, s->node);
-                atomic_store(&s->pending, 0);
-                s->remote = R_DONE;
-                return false;
-            }
-            for (int i = 0; i < nl; i++)
-                tasks[i] = &f->slots[leaves[i]].task;
-            if (leaves != stack_leaves) free(leaves);
-            for (int i = 0; i < nl; i++)
-                pg_schedule(tasks[i]);
-            if (tasks != tasks_stack) free(tasks);
             return true;
         }
         s->tried |= (uint64_t)1 << i;
