@@ -641,8 +641,8 @@ static size_t fx_check(fixture *f, pg_celltype nat, int forced)
     const bool signs = k == K_FLOOR || k == K_CEIL || k == K_ROUND || k == K_NEG || k == K_ABS;
     size_t nodata_cells = 0, ncell = tile_cells(f->out);
     for (size_t i = 0; i < ncell; i++) {
-        double v[MAXA];
-        bool d[MAXA];
+        double v[MAXA] = {0};
+        bool d[MAXA] = {0};
         for (int a = 0; a < f->nargs; a++) {
             if (f->spec[a].kind == 'n') {
                 v[a] = f->spec[a].number;
