@@ -1285,7 +1285,7 @@ static void job_on_remote(pg_job *j, pg_job_msg *jm)
         sweep_attempt(j, jm->sweep);
     } else {
         j->inflight--;
-        if (jm->err.code) {
+        if (jm->err.code && atomic_load(&j->stop) == 0) { /* (a stopped job has its error) */
             pg_error e = jm->err;
             if (e.node[0] == '\0') pg_error_node(&e, sw->root->name);
             job_fail(j, &e);

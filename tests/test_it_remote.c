@@ -410,6 +410,56 @@ START_TEST(fallback_here)
 }
 END_TEST
 
+/* Cancelling a job cancels its calls: the peer's jobs end "cancelled",
+ * the client gets "cancelled" at once (not at the calls' deadline). */
+START_TEST(cancel_reaches_peers)
+{
+    start3("64");
+    ck_assert_int_eq(th_mkraster(th_cluster_root(), "big.tif",
+                                 "--size 1536x1536 --type f32 --pattern random --block 64"),
+                     0);
+    pg_client *c = connect_node(0);
+    const char *g =
+        "{\"nodes\": {\"x\": {\"op\": \"io.load\", \"path\": \"big.tif\"},"
+        " \"m\": {\"op\": \"focal.median\", \"radius\": 6, \"args\": [{\"ref\": \"x\"}]},"
+        " \"st\": {\"op\": \"global.stats\", \"remote\": \"b\", \"args\": [{\"ref\": "
+        "\"m\"}]},"
+        " \"out\": {\"op\": \"io.save\", \"path\": \"never.tif\", \"args\": [{\"ref\": "
+        "\"m\"}]}}, \"result\": [\"st\", \"out\"]}";
+    json_t *req = json_loads("{\"distribute\": {\"nodes\": [\"c\"]}}", 0, NULL);
+    pg_run_opts o = {.request = req, .timeout_ms = 120000};
+    pg_job job;
+    pg_error err;
+    ck_assert_int_eq(pg_client_submit(c, g, &o, &job, &err), 0);
+    json_decref(req);
+    usleep(500000); /* both peers are at work */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(pg_client_cancel(c, job, &err), 0);
+    pg_result *r = NULL;
+    int rc = pg_client_wait(c, job, 60000, &r, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ck_assert_msg(rc == PG_ECANCELLED, "%s: %s", pg_err_name(rc), err.message);
+    ck_assert_msg(strstr(err.message, "cancelled") != NULL, "message: %s", err.message);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    ck_assert_msg(s < 20, "the cancel took %.1f s", s);
+    /* b and c cancelled what they were doing for a. */
+    for (int i = 1; i <= 2; i++) {
+        long long n = 0;
+        for (int k = 0; k < 100 && n == 0; k++) {
+            json_t *st = th_cluster_status(i);
+            n = json_integer_value(json_object_get(json_object_get(st, "jobs"), "cancelled"));
+            json_decref(st);
+            if (n == 0) usleep(50000);
+        }
+        ck_assert_msg(n > 0, "node %s cancelled nothing", th_cluster_name(i));
+    }
+    ck_assert_int_eq(th_count_files(th_cluster_root(), "", "never"), 0);
+    pg_client_destroy(&c);
+    ck_assert_int_eq(th_cluster_stop(), 0);
+}
+END_TEST
+
 static Suite *remote_suite(void)
 {
     Suite *s = suite_create("it_remote");
@@ -421,7 +471,8 @@ static Suite *remote_suite(void)
                  {"distributed", distributed_tiles},
                  {"killed", node_killed_mid_job},
                  {"down", named_node_down},
-                 {"fallback", fallback_here}};
+                 {"fallback", fallback_here},
+                 {"cancel", cancel_reaches_peers}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         TCase *tc = tcase_create(cases[i].name);
         tcase_set_timeout(tc, 240);
