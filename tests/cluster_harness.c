@@ -142,6 +142,7 @@ int th_cluster_start(int n, const th_cluster_opts *opts)
         json_object_set_new(cl, "call_timeout_ms", json_integer(T.opts.call_timeout_ms));
     if (T.opts.max_calls_per_peer)
         json_object_set_new(cl, "max_calls_per_peer", json_integer(T.opts.max_calls_per_peer));
+    if (T.opts.pools) json_object_set_new(cl, "pools", json_loads(T.opts.pools, 0, NULL));
     T.cfg = json_pack("{s:o}", "cluster", cl);
     snprintf(T.config, sizeof T.config, "%s/cluster.json", T.dir);
     if (json_dump_file(T.cfg, T.config, JSON_INDENT(2)) != 0) return -1;

@@ -32,6 +32,7 @@ typedef struct th_cluster_opts {
     int max_calls_per_peer;   /* 0: the daemon's default */
     const char *const *extra; /* more pergolad flags for every node (NULL-terminated), or NULL */
     bool no_wait_up;          /* do not wait for every peer to be up */
+    const char *pools;        /* "cluster.pools" as JSON text, or NULL */
 } th_cluster_opts;
 
 /* Starts N (1..TH_CLUSTER_MAX) nodes. Returns 0, or -1 (what failed is on

@@ -460,6 +460,50 @@ START_TEST(cancel_reaches_peers)
 }
 END_TEST
 
+/* "remote": a pool: its members share the tiles; with one member down
+ * the other takes them all; with both down, peer_unavailable naming the
+ * pool. The bytes are those of the local run. */
+START_TEST(remote_pool)
+{
+    th_cluster_opts o = {0};
+    const char *extra[] = {"--tile-size", "64", "--cache-mb", "0", NULL};
+    o.extra = extra;
+    o.pools = "{\"workers\": [\"b\", \"c\"]}";
+    ck_assert_int_eq(th_cluster_start(3, &o), 0);
+    ck_assert_int_eq(th_mkraster(th_cluster_root(), "x.tif",
+                                 "--size 320x256 --type f32 --pattern random --block 64"),
+                     0);
+    pg_client *c = connect_node(0);
+    const char *fmt = "{\"nodes\": {\"x\": {\"op\": \"io.load\", \"path\": \"x.tif\"},"
+                      " \"m\": {\"op\": \"focal.max\", \"radius\": 1, %s \"args\": [{\"ref\": "
+                      "\"x\"}]},"
+                      " \"out\": {\"op\": \"io.save\", \"path\": \"%s\", \"args\": [{\"ref\": "
+                      "\"m\"}]}}, \"result\": \"out\"}";
+    char g[1024];
+    snprintf(g, sizeof g, fmt, "", "local.tif");
+    pg_result_destroy((pg_result *[]){run(c, g, NULL)});
+    long long b0 = completed(1), c0 = completed(2);
+    snprintf(g, sizeof g, fmt, "\"remote\": \"workers\",", "pool.tif");
+    pg_result_destroy((pg_result *[]){run(c, g, NULL)});
+    assert_same_file("local.tif", "pool.tif");
+    ck_assert_int_eq((completed(1) - b0) + (completed(2) - c0), 20); /* 5 x 4 tiles */
+    ck_assert_int_eq(th_cluster_kill(1), 0);
+    ck_assert_int_ge(th_cluster_wait_state(0, "b", "down", 10000), 0);
+    c0 = completed(2);
+    snprintf(g, sizeof g, fmt, "\"remote\": \"workers\",", "pool2.tif");
+    pg_result_destroy((pg_result *[]){run(c, g, NULL)});
+    assert_same_file("local.tif", "pool2.tif");
+    ck_assert_int_eq(completed(2) - c0, 20);
+    ck_assert_int_eq(th_cluster_kill(2), 0);
+    ck_assert_int_ge(th_cluster_wait_state(0, "c", "down", 10000), 0);
+    snprintf(g, sizeof g, fmt, "\"remote\": \"workers\",", "pool3.tif");
+    run_fails(c, g, PG_EPEER, "m", "'workers'");
+    ck_assert_int_eq(th_count_files(th_cluster_root(), "", "pool3"), 0);
+    pg_client_destroy(&c);
+    th_cluster_stop();
+}
+END_TEST
+
 static Suite *remote_suite(void)
 {
     Suite *s = suite_create("it_remote");
@@ -472,7 +516,8 @@ static Suite *remote_suite(void)
                  {"killed", node_killed_mid_job},
                  {"down", named_node_down},
                  {"fallback", fallback_here},
-                 {"cancel", cancel_reaches_peers}};
+                 {"cancel", cancel_reaches_peers},
+                 {"pool", remote_pool}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         TCase *tc = tcase_create(cases[i].name);
         tcase_set_timeout(tc, 240);
