@@ -194,17 +194,20 @@ static void frame_free(frame *f)
     free(f);
 }
 
-/* Marks slot I remote if it must be: a node with "remote" (in region 0:
- * inside a remote subgraph everything runs where that subgraph runs), or
- * a tile of a distributed sweep assigned to another node (GRID: the slot
- * is the raster the sweep is cut by). */
-static void mark_remote(pg_job *j, slot *sl, bool grid, int assigned)
+/* Marks slot SL remote if it must be: a node with "remote", or the input
+ * of an io.save with "remote" (INHERITED: the save's spec; files are
+ * written here), only in region 0 (inside a remote subgraph everything
+ * runs where that subgraph runs); else a tile of a distributed sweep
+ * assigned to another node (GRID: the slot is the raster the sweep is cut
+ * by). */
+static void mark_remote(pg_job *j, slot *sl, bool grid, int assigned, const char *inherited)
 {
     if (sl->region != 0 || j->nnodes == 0 || sl->node->op->result != PG_RESULT_RASTER) return;
-    if (sl->node->remote != NULL) {
+    const char *spec = sl->node->remote ? sl->node->remote : inherited;
+    if (spec != NULL) {
         sl->remote = R_CALL;
-        sl->target_kind = sl->node->remote[0] ? T_NAMED : T_ANY;
-        sl->target = sl->node->remote;
+        sl->target_kind = spec[0] ? T_NAMED : T_ANY;
+        sl->target = spec;
     } else if (grid && assigned >= 0 && assigned != j->self && sl->node->nargs > 0) {
         /* (A leaf, such as io.load, is read here: a call would only move
          * the file's cells.) */
@@ -258,7 +261,7 @@ static frame *frame_new(pg_job *j, int swi, int64_t k)
     if (find_or_add(&slots, &n, &cap, sw->root, w, 0) < 0) goto fail;
     /* A raster answer is its own grid; a value or a save is cut by its
      * raster args, and io.save's "remote" means its input's. */
-    mark_remote(j, &slots[0], sw->kind == SW_RAW, assigned);
+    mark_remote(j, &slots[0], sw->kind == SW_RAW, assigned, NULL);
     /* Pass 1: discover slots breadth first; count edges. */
     int nedges = 0;
     for (int s = 0; s < n; s++) {
@@ -276,13 +279,8 @@ static frame *frame_new(pg_job *j, int swi, int64_t k)
             if (ci < 0) goto fail;
             slots[ci].nparents++;
             if (ci == before) {
-                mark_remote(j, &slots[ci], s == 0 && sw->kind != SW_RAW, assigned);
-                if (s == 0 && sw->kind == SW_SAVE && node->remote && slots[ci].region == 0 &&
-                    j->nnodes > 0 && slots[ci].remote == R_NONE) {
-                    slots[ci].remote = R_CALL;
-                    slots[ci].target_kind = node->remote[0] ? T_NAMED : T_ANY;
-                    slots[ci].target = node->remote;
-                }
+                mark_remote(j, &slots[ci], s == 0 && sw->kind != SW_RAW, assigned,
+                            s == 0 && sw->kind == SW_SAVE ? node->remote : NULL);
             }
         }
         nedges += nkids;
@@ -720,6 +718,7 @@ static void slot_call_end(call *c, int code, const json_t *ev, const void *data,
 
 static void sweep_call_end(call *c, int code, const json_t *ev);
 static int sweep_bind_value(pg_job *j, sweep *sw, pg_error *e);
+static int sweep_value_ready(pg_job *j, sweep *sw, pg_error *e);
 static void job_launch(pg_job *j);
 
 static void on_call_end(void *ctx, int code, const json_t *ev, const void *data, size_t len,
@@ -945,6 +944,13 @@ static int sweep_finish_value(pg_job *j, sweep *sw, pg_error *e)
         if (e->node[0] == '\0') pg_error_node(e, n->name);
         return e->code;
     }
+    return sweep_value_ready(j, sw, e);
+}
+
+/* Value sweep SW has its value (finished here, or computed by a peer): the
+ * cache gets a copy if the sweep claimed it, the users get it bound. */
+static int sweep_value_ready(pg_job *j, sweep *sw, pg_error *e)
+{
     if (sw->claim != NULL) {
         /* A copy: the cache's value is read by other jobs' threads. */
         json_t *copy = json_deep_copy(sw->value);
@@ -1267,15 +1273,8 @@ static void job_on_remote(pg_job *j, pg_job_msg *jm)
         sw->value = jm->value;
         jm->value = NULL;
         sweep_free_partials(sw);
-        if (sw->claim != NULL) { /* as sweep_finish_value does */
-            json_t *copy = json_deep_copy(sw->value);
-            if (copy != NULL)
-                pg_cache_fill(j->cache, &sw->claim, copy, NULL, 0);
-            else
-                pg_cache_abandon(j->cache, &sw->claim);
-        }
         pg_error e = {0};
-        if (sweep_bind_value(j, sw, &e) != 0)
+        if (sweep_value_ready(j, sw, &e) != 0)
             job_fail(j, &e);
         else
             sw->complete = true;

@@ -179,6 +179,19 @@ START_TEST(remote_ops)
     pg_result_destroy((pg_result *[]){run(c, g, NULL)});
     assert_same_file("local.tif", "any.tif");
     ck_assert_int_eq((completed(1) - b1) + (completed(2) - c1), 20);
+    /* "remote" on io.save: its input is computed by b, the file written here. */
+    const char *rsave =
+        "{\"nodes\": {\"x\": {\"op\": \"io.load\", \"path\": \"x.tif\"},"
+        " \"y\": {\"op\": \"io.load\", \"path\": \"y.tif\"},"
+        " \"s\": {\"op\": \"local.add\", \"args\": [{\"ref\": \"x\"}, {\"ref\": "
+        "\"y\"}, 2]},"
+        " \"f\": {\"op\": \"focal.mean\", \"radius\": 2, \"args\": [{\"ref\": \"s\"}]},"
+        " \"out\": {\"op\": \"io.save\", \"remote\": \"b\", \"path\": \"saveb.tif\","
+        " \"args\": [{\"ref\": \"f\"}]}}, \"result\": \"out\"}";
+    b1 = completed(1);
+    pg_result_destroy((pg_result *[]){run(c, rsave, NULL)});
+    assert_same_file("local.tif", "saveb.tif");
+    ck_assert_int_eq(completed(1) - b1, 20);
 
     /* A raster answer computed on b: the same cells. */
     const char *raw_fmt = "{\"nodes\": {\"x\": {\"op\": \"io.load\", \"path\": \"x.tif\"},"
